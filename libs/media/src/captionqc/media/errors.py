@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.schemas import FailureReason
 
 
@@ -9,13 +10,8 @@ class MediaError(Exception):
     """Base of every media error."""
 
 
-class PermanentMediaError(MediaError):
+class PermanentMediaError(MediaError, PermanentError):
     """The media can never be processed as it is: the stage publishes ``*.failed`` with ``reason``."""
-
-    def __init__(self, reason: FailureReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 class MediaNotFound(PermanentMediaError):
@@ -56,5 +52,5 @@ class MediaUriRejected(PermanentMediaError):
         super().__init__(FailureReason.MEDIA_URI_REJECTED, message)
 
 
-class TransientMediaError(MediaError):
+class TransientMediaError(MediaError, TransientError):
     """Storage hiccup or timeout: nack, and the subscription's retry policy backs off."""
