@@ -41,7 +41,8 @@ class ServiceSettings(BaseSettings):
     # from the process environment, so it is mirrored here only to be visible in /readyz and logs.
     pubsub_emulator_host: str | None = None
     database_url: SecretStr | None = Field(
-        default=None, description="postgresql+asyncpg://… ; unset locally → the embedded server of `make run`."
+        default=None,
+        description="postgresql+asyncpg://… ; unset locally → the embedded server of `make run`.",
     )
     db_pool_size: Annotated[int, Field(ge=1, le=100)] = 5
     db_max_overflow: Annotated[int, Field(ge=0, le=100)] = 0

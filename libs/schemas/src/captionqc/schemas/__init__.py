@@ -41,7 +41,14 @@ from captionqc.schemas.events import (
     failed_type,
     progress_type,
 )
-from captionqc.schemas.topology import EVENT_TOPICS, TOPOLOGY, SubscriptionSpec, TopicName, TopicSpec, Topology
+from captionqc.schemas.topology import (
+    EVENT_TOPICS,
+    TOPOLOGY,
+    SubscriptionSpec,
+    TopicName,
+    TopicSpec,
+    Topology,
+)
 
 __all__ = [
     "EVENT_TOPICS",

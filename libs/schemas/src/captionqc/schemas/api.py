@@ -48,7 +48,9 @@ class ErrorBody(Contract):
     details: list[ErrorDetail] = Field(default_factory=list)
 
 
-def error_body(error: str, message: str, *, request_id: str | None = None, details: list[Any] | None = None) -> dict[str, Any]:
+def error_body(
+    error: str, message: str, *, request_id: str | None = None, details: list[Any] | None = None
+) -> dict[str, Any]:
     return ErrorBody(
         error=error,
         message=message,

@@ -117,7 +117,9 @@ def dataschema_for(event_type: EventType, version: int) -> str:
     return f"{DATASCHEMA_PREFIX}{event_type.value}:v{version}"
 
 
-def to_pubsub(event: CloudEvent[Any], *, extra_attributes: Mapping[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
+def to_pubsub(
+    event: CloudEvent[Any], *, extra_attributes: Mapping[str, str] | None = None
+) -> tuple[bytes, dict[str, str]]:
     """Encode an event as a Pub/Sub message: (data, attributes)."""
     payload: EventPayload = event.data
     attributes = {
@@ -148,7 +150,9 @@ def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
         )
     content_type = attrs.get("content-type", CONTENT_TYPE)
     if content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
-        raise MalformedEnvelope(f"unsupported content-type {content_type!r} (expected {CONTENT_TYPE})", attributes=attrs)
+        raise MalformedEnvelope(
+            f"unsupported content-type {content_type!r} (expected {CONTENT_TYPE})", attributes=attrs
+        )
     try:
         event_type = EventType(attrs["ce-type"])
     except ValueError:
@@ -179,7 +183,9 @@ def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
     try:
         time = datetime.fromisoformat(attrs["ce-time"]) if attrs.get("ce-time") else datetime.now(UTC)
     except ValueError:
-        raise MalformedEnvelope(f"ce-time {attrs['ce-time']!r} is not an RFC 3339 timestamp", attributes=attrs) from None
+        raise MalformedEnvelope(
+            f"ce-time {attrs['ce-time']!r} is not an RFC 3339 timestamp", attributes=attrs
+        ) from None
     extensions = {k: v for k, v in attrs.items() if not k.startswith("ce-") and k != "content-type"}
     return CloudEvent[Any](
         id=attrs["ce-id"],

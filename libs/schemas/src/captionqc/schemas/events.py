@@ -301,4 +301,3 @@ def progress_type(stage: Stage) -> EventType:
 
 def failed_type(stage: Stage) -> EventType:
     return EventType(f"captionqc.{stage.value}.failed")
-

@@ -31,14 +31,20 @@ def _ce_attributes_schema(event_type: EventType) -> dict[str, Any]:
     required = ["ce-id", "ce-source", "ce-type", "ce-specversion", "ce-subject", "ce-time", "content-type"]
     props: dict[str, Any] = {
         "ce-id": {"type": "string", "description": "Unique per event; a redelivered result keeps its id."},
-        "ce-source": {"type": "string", "description": "URI reference of the producer, e.g. //captionqc/ocr."},
+        "ce-source": {
+            "type": "string",
+            "description": "URI reference of the producer, e.g. //captionqc/ocr.",
+        },
         "ce-type": {"const": event_type.value},
         "ce-specversion": {"const": SPEC_VERSION},
         "ce-subject": {"type": "string", "description": "The job id (equals data.job_id)."},
         "ce-time": {"type": "string", "format": "date-time"},
         "ce-dataschema": {"const": dataschema_for(event_type, SCHEMA_VERSION)},
         "content-type": {"const": CONTENT_TYPE},
-        "traceparent": {"type": "string", "description": "W3C trace context; the consumer continues this trace."},
+        "traceparent": {
+            "type": "string",
+            "description": "W3C trace context; the consumer continues this trace.",
+        },
         "tracestate": {"type": "string"},
     }
     return {"type": "object", "properties": props, "required": required}
@@ -53,7 +59,9 @@ def asyncapi_document() -> dict[str, Any]:
         channels[topic.name] = {
             "address": topic.name,
             "description": f"Pub/Sub topic `{topic.name}`",
-            "messages": {t.value.replace(".", "_"): {"$ref": f"#/components/messages/{t.value.replace('.', '_')}"} for t in types},
+            "messages": {
+                t.value.replace(".", "_"): {"$ref": f"#/components/messages/{t.value.replace('.', '_')}"} for t in types
+            },
         }
         for sub in TOPOLOGY.subscriptions:
             if sub.topic == topic.name:

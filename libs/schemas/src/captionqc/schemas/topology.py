@@ -88,7 +88,9 @@ _RETRY = RetryPolicy(minimum_backoff_s=2, maximum_backoff_s=120)
 _DLQ = DeadLetterPolicy(topic=TopicName.DEAD_LETTER, max_delivery_attempts=5)
 
 
-def _sub(name: str, topic: str, consumer: str, *, ack_deadline_s: int = 60, dead_letter: bool = True) -> SubscriptionSpec:
+def _sub(
+    name: str, topic: str, consumer: str, *, ack_deadline_s: int = 60, dead_letter: bool = True
+) -> SubscriptionSpec:
     return SubscriptionSpec(
         name=name,
         topic=topic,

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from captionqc.runtime.media_uri import MediaUriError, MediaUriPolicy, check_https_host, check_media_uri
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> MediaUriPolicy:
+    root = tmp_path / "media"
+    root.mkdir()
+    (root / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "secret.txt").write_text("s")
+    (root / "escape.mp4").symlink_to(tmp_path / "secret.txt")
+    return MediaUriPolicy(media_root=root, allowed_https_hosts=frozenset({"media.example.com", "127.0.0.1"}))
+
+
+def test_gs_uri_is_allowed(policy: MediaUriPolicy) -> None:
+    checked = check_media_uri("gs://broadcast-media/news/0612.mp4", policy)
+    assert (checked.bucket, checked.object_name) == ("broadcast-media", "news/0612.mp4")
+
+
+def test_file_uri_under_root_is_allowed(policy: MediaUriPolicy) -> None:
+    assert policy.media_root is not None
+    checked = check_media_uri(f"file://{policy.media_root}/clip.mp4", policy)
+    assert checked.local_path == (policy.media_root / "clip.mp4").resolve()
+
+
+@pytest.mark.parametrize(
+    ("uri", "rule"),
+    [
+        ("file://{root}/../secret.txt", "path_escape"),
+        ("file://{root}/%2e%2e/secret.txt", "path_escape"),
+        ("file:///etc/passwd", "path_escape"),
+        ("file://{root}/escape.mp4", "path_escape"),
+        ("file://otherhost{root}/clip.mp4", "file_host"),
+        ("https://127.0.0.1/clip.mp4", "private_address"),
+        ("https://10.1.2.3/clip.mp4", "private_address"),
+        ("https://[::1]/clip.mp4", "private_address"),
+        ("https://169.254.169.254/computeMetadata/v1/", "metadata_host"),
+        ("https://metadata.google.internal/computeMetadata/v1/", "metadata_host"),
+        ("https://user:pw@media.example.com/a.mp4", "userinfo"),
+        ("https://not-allowed.example.org/a.mp4", "host_not_allowed"),
+        ("http://media.example.com/a.mp4", "scheme_not_allowed"),
+        ("ftp://media.example.com/a.mp4", "scheme_not_allowed"),
+        ("/local/path.mp4", "scheme_not_allowed"),
+        ("gs://Bad_Bucket/a.mp4", "gs_bucket"),
+        ("gs://bucket-name/", "gs_object"),
+        ("gs://bucket-name/a/../b.mp4", "path_escape"),
+        ("gs://bucket-name/a\nb", "uri_syntax"),
+    ],
+)
+def test_rejected_uris_name_their_rule(policy: MediaUriPolicy, uri: str, rule: str) -> None:
+    with pytest.raises(MediaUriError) as err:
+        check_media_uri(uri.format(root=policy.media_root), policy, resolve_dns=False)
+    assert err.value.rule == rule
+
+
+def test_file_uris_disabled_without_media_root() -> None:
+    with pytest.raises(MediaUriError) as err:
+        check_media_uri("file:///tmp/a.mp4", MediaUriPolicy())
+    assert err.value.rule == "file_disabled"
+
+
+def test_allow_listed_name_resolving_inwards_is_refused() -> None:
+    # "localhost" resolves to loopback: even allow-listed, it must be refused after resolution.
+    with pytest.raises(MediaUriError) as err:
+        check_https_host("https://localhost/hook", frozenset({"localhost"}))
+    assert err.value.rule == "private_address"
