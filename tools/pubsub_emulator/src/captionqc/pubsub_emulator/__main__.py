@@ -18,9 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8085, help="gRPC port (default 8085; 0 picks a free one)")
     parser.add_argument("--admin-port", type=int, default=0, help="admin HTTP port (default 0: a free one)")
-    parser.add_argument(
-        "--data-dir", type=Path, default=None, help="persist state in DIR (SQLite); memory if unset"
-    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="persist state in DIR (SQLite); memory if unset")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 

@@ -55,9 +55,10 @@ MAX_PUBLISH_BYTES = 10_000_000
 # a little).
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024 - 64 * 1024
 PER_MESSAGE_OVERHEAD = 96
-# Cap on how many consecutive messages of one ordering key go out in one response, so one busy key cannot
-# take the whole flow-control budget of a stream.
-MAX_KEY_RUN = 100
+# How many messages of one ordering key may be outstanding at once. One: the client hands a key's messages to
+# the callback one by one, so with more in flight a nack would let the client run the next buffered message
+# before the redelivery; holding the key until its message is settled keeps the application-level order.
+MAX_KEY_RUN = 1
 DEFAULT_ACK_DEADLINE = 10
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 MIN_RETENTION_S = 600
@@ -192,16 +193,8 @@ class SubscriptionState:
         if not self.config.HasField("retry_policy"):
             return 0.0
         policy = self.config.retry_policy
-        low = (
-            _duration_s(policy.minimum_backoff)
-            if policy.HasField("minimum_backoff")
-            else DEFAULT_MIN_BACKOFF_S
-        )
-        high = (
-            _duration_s(policy.maximum_backoff)
-            if policy.HasField("maximum_backoff")
-            else DEFAULT_MAX_BACKOFF_S
-        )
+        low = _duration_s(policy.minimum_backoff) if policy.HasField("minimum_backoff") else DEFAULT_MIN_BACKOFF_S
+        high = _duration_s(policy.maximum_backoff) if policy.HasField("maximum_backoff") else DEFAULT_MAX_BACKOFF_S
         return float(min(high, low * 2 ** max(0, attempts - 1)))
 
     def retention_s(self) -> float:
@@ -314,8 +307,7 @@ class Broker:
         for path in paths:
             if path.split(".")[0] not in _TOPIC_MUTABLE:
                 raise invalid(
-                    "Invalid update_mask provided in the UpdateTopicRequest: "
-                    f"'{path}' is not a mutable Topic field."
+                    f"Invalid update_mask provided in the UpdateTopicRequest: '{path}' is not a mutable Topic field."
                 )
         candidate = TopicPb()
         candidate.CopyFrom(current)
@@ -409,8 +401,7 @@ class Broker:
             config.ack_deadline_seconds = DEFAULT_ACK_DEADLINE
         if not 10 <= config.ack_deadline_seconds <= 600:
             raise invalid(
-                f"Invalid ack_deadline_seconds ({config.ack_deadline_seconds}): "
-                "it must be between 10 and 600 seconds."
+                f"Invalid ack_deadline_seconds ({config.ack_deadline_seconds}): it must be between 10 and 600 seconds."
             )
         if config.HasField("message_retention_duration"):
             retention = _duration_s(config.message_retention_duration)
@@ -422,20 +413,10 @@ class Broker:
             config.message_retention_duration.seconds = DEFAULT_RETENTION_S
         if config.HasField("retry_policy"):
             policy = config.retry_policy
-            low = (
-                _duration_s(policy.minimum_backoff)
-                if policy.HasField("minimum_backoff")
-                else DEFAULT_MIN_BACKOFF_S
-            )
-            high = (
-                _duration_s(policy.maximum_backoff)
-                if policy.HasField("maximum_backoff")
-                else DEFAULT_MAX_BACKOFF_S
-            )
+            low = _duration_s(policy.minimum_backoff) if policy.HasField("minimum_backoff") else DEFAULT_MIN_BACKOFF_S
+            high = _duration_s(policy.maximum_backoff) if policy.HasField("maximum_backoff") else DEFAULT_MAX_BACKOFF_S
             if not (0 <= low <= 600 and 0 <= high <= 600 and low <= high):
-                raise invalid(
-                    "retry_policy backoffs must be between 0 and 600 s, minimum_backoff <= maximum_backoff."
-                )
+                raise invalid("retry_policy backoffs must be between 0 and 600 s, minimum_backoff <= maximum_backoff.")
         if config.HasField("dead_letter_policy"):
             policy = config.dead_letter_policy
             if policy.dead_letter_topic:
@@ -446,8 +427,7 @@ class Broker:
                     policy.max_delivery_attempts = DEFAULT_MAX_DELIVERY_ATTEMPTS
                 if not 5 <= policy.max_delivery_attempts <= 100:
                     raise invalid(
-                        f"Invalid max_delivery_attempts ({policy.max_delivery_attempts}): "
-                        "it must be between 5 and 100."
+                        f"Invalid max_delivery_attempts ({policy.max_delivery_attempts}): it must be between 5 and 100."
                     )
             elif policy.max_delivery_attempts:
                 raise invalid("dead_letter_policy.dead_letter_topic must be set.")
@@ -495,8 +475,7 @@ class Broker:
         for path in paths:
             if path.split(".")[0] not in _SUBSCRIPTION_MUTABLE:
                 raise invalid(
-                    "Invalid update_mask provided in the UpdateSubscriptionRequest: "
-                    f"'{path}' is not a mutable field."
+                    f"Invalid update_mask provided in the UpdateSubscriptionRequest: '{path}' is not a mutable field."
                 )
         candidate = SubscriptionPb()
         candidate.CopyFrom(sub.config)
@@ -549,9 +528,7 @@ class Broker:
 
     # ------------------------------------------------------------------------------------------- delivery
 
-    def _enqueue(
-        self, sub: SubscriptionState, message: Any, size: int, attempts: int, *, persist: bool = True
-    ) -> None:
+    def _enqueue(self, sub: SubscriptionState, message: Any, size: int, attempts: int, *, persist: bool = True) -> None:
         seq = sub.next_seq
         sub.next_seq += 1
         key = message.ordering_key if sub.ordered else ""
@@ -581,9 +558,7 @@ class Broker:
             sub.ready_keys.append(key)
             sub.queued_keys.add(key)
 
-    def take(
-        self, sub: SubscriptionState, stream: Stream | None, max_messages: int, ack_deadline: int
-    ) -> list[Entry]:
+    def take(self, sub: SubscriptionState, stream: Stream | None, max_messages: int, ack_deadline: int) -> list[Entry]:
         """Lease up to `max_messages` deliverable messages, within flow control and the response size cap."""
         now = time.monotonic()
         taken: list[Entry] = []
@@ -655,9 +630,7 @@ class Broker:
         if stream is not None:
             stream.outstanding_messages += 1
             stream.outstanding_bytes += entry.size
-            stream.peak_outstanding_messages = max(
-                stream.peak_outstanding_messages, stream.outstanding_messages
-            )
+            stream.peak_outstanding_messages = max(stream.peak_outstanding_messages, stream.outstanding_messages)
             stream.peak_outstanding_bytes = max(stream.peak_outstanding_bytes, stream.outstanding_bytes)
         heapq.heappush(self._lease_heap, (deadline, next(self._tiebreak), sub, entry, entry.ack_id))
         if self.store is not None:
@@ -766,9 +739,7 @@ class Broker:
             self._remove(sub, entry)
         return failures
 
-    def modify_ack_deadline(
-        self, sub: SubscriptionState, ack_ids: Iterable[str], seconds: int
-    ) -> dict[str, str]:
+    def modify_ack_deadline(self, sub: SubscriptionState, ack_ids: Iterable[str], seconds: int) -> dict[str, str]:
         """Extend leases, or nack them with 0; returns the ack ids that did not match a live lease."""
         if not 0 <= seconds <= 600:
             raise invalid(f"Invalid ack deadline given: {seconds}. It must be between 0 and 600 seconds.")
@@ -836,9 +807,7 @@ class Broker:
     def state(self, project: str | None = None) -> dict[str, Any]:
         """What the admin endpoint reports: config and counters per subscription."""
         wall = time.time()
-        topics = [
-            {"name": name} for name in sorted(self.topics) if project is None or project_of(name) == project
-        ]
+        topics = [{"name": name} for name in sorted(self.topics) if project is None or project_of(name) == project]
         subscriptions = []
         for name in sorted(self.subscriptions):
             if project is not None and project_of(name) != project:
@@ -859,9 +828,7 @@ class Broker:
                     "expired": sub.expired,
                     "ack_deadline_seconds": sub.config.ack_deadline_seconds,
                     "dead_letter_topic": policy.dead_letter_topic or None,
-                    "max_delivery_attempts": policy.max_delivery_attempts
-                    if policy.dead_letter_topic
-                    else None,
+                    "max_delivery_attempts": policy.max_delivery_attempts if policy.dead_letter_topic else None,
                     "enable_message_ordering": sub.ordered,
                     "enable_exactly_once_delivery": sub.exactly_once,
                     "filter": sub.config.filter,

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -18,7 +18,7 @@ from google.protobuf import any_pb2, empty_pb2
 from google.pubsub_v1 import types as pubsub_types
 from google.rpc import error_details_pb2, status_pb2
 
-from captionqc.pubsub_emulator.broker import Broker, Entry, Stream, SubscriptionState
+from captionqc.pubsub_emulator.broker import PERMANENT_INVALID_ACK_ID, Broker, Entry, Stream, SubscriptionState
 from captionqc.pubsub_emulator.errors import PubSubError, invalid
 
 _LOG = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ _Empty: Any = empty_pb2.Empty
 
 # How long a unary Pull with return_immediately=false waits for a message before answering empty.
 PULL_WAIT_S = 10.0
+# Any value starting with TRANSIENT_ makes the client retry that ack id; this one names why.
+RETRY_ALONE = "TRANSIENT_FAILURE_BATCHED_WITH_INVALID_ACK_ID"
 _INVALID_ACK_IDS = (
     "Some acknowledgement ids in the request were invalid. This could be because the acknowledgement ids "
     "have expired or the acknowledgement ids were malformed."
@@ -40,9 +42,7 @@ def _pb(name: str) -> Any:
 Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-def _exactly_once_trailer(
-    code: grpc.StatusCode, message: str, failures: Mapping[str, str]
-) -> tuple[Any, ...]:
+def _exactly_once_trailer(code: grpc.StatusCode, message: str, failures: Mapping[str, str]) -> tuple[Any, ...]:
     """The `grpc-status-details-bin` trailer the client reads per-ack-id results from.
 
     Its code and message must equal the call's own status exactly, or google-api-core refuses it with
@@ -176,12 +176,8 @@ class PubSubService:
         response.topics.extend(topics)
         return response
 
-    async def _list_topic_subscriptions(
-        self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Any:
-        names, token = self.broker.list_topic_subscriptions(
-            request.topic, request.page_size, request.page_token
-        )
+    async def _list_topic_subscriptions(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        names, token = self.broker.list_topic_subscriptions(request.topic, request.page_size, request.page_token)
         return _pb("ListTopicSubscriptionsResponse")(subscriptions=names, next_page_token=token)
 
     async def _list_topic_snapshots(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -214,15 +210,30 @@ class PubSubService:
         # Without exactly-once the service accepts stale ack ids silently; with it, it reports each one.
         if failures and sub.exactly_once:
             code = grpc.StatusCode.INVALID_ARGUMENT
-            await context.abort(
-                code, _INVALID_ACK_IDS, _exactly_once_trailer(code, _INVALID_ACK_IDS, failures)
-            )
+            await context.abort(code, _INVALID_ACK_IDS, _exactly_once_trailer(code, _INVALID_ACK_IDS, failures))
         return _Empty()
+
+    async def _refuse_mixed_batch(
+        self, context: grpc.aio.ServicerContext[Any, Any], sub: SubscriptionState, ack_ids: Sequence[str]
+    ) -> None:
+        """Under exactly-once, refuse a batch holding a stale ack id before applying any of it.
+
+        The client fails every ack id of an errored call that the trailer does not name, so a valid ack id
+        batched with a stale one would be reported as failed although it was applied. Naming the valid ones
+        TRANSIENT_… instead (and applying nothing) makes the client retry them alone, and they succeed.
+        """
+        if not sub.exactly_once:
+            return
+        failures = {a: PERMANENT_INVALID_ACK_ID for a in ack_ids if a not in sub.leases}
+        if failures:
+            failures.update({a: RETRY_ALONE for a in ack_ids if a not in failures})
+            await self._settle(context, sub, failures)
 
     async def _acknowledge(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         sub = self.broker.subscription(request.subscription)
         if not request.ack_ids:
             raise invalid("No ack ids specified.")
+        await self._refuse_mixed_batch(context, sub, request.ack_ids)
         failures = self.broker.acknowledge(sub, request.ack_ids)
         return await self._settle(context, sub, failures)
 
@@ -230,6 +241,11 @@ class PubSubService:
         sub = self.broker.subscription(request.subscription)
         if not request.ack_ids:
             raise invalid("No ack ids specified.")
+        if not 0 <= request.ack_deadline_seconds <= 600:
+            raise invalid(
+                f"Invalid ack deadline given: {request.ack_deadline_seconds}. It must be between 0 and 600 seconds."
+            )
+        await self._refuse_mixed_batch(context, sub, request.ack_ids)
         failures = self.broker.modify_ack_deadline(sub, request.ack_ids, request.ack_deadline_seconds)
         return await self._settle(context, sub, failures)
 
@@ -251,9 +267,7 @@ class PubSubService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(waiter.wait(), left)
                     waiter.clear()
-                    entries = self.broker.take(
-                        sub, None, request.max_messages, sub.config.ack_deadline_seconds
-                    )
+                    entries = self.broker.take(sub, None, request.max_messages, sub.config.ack_deadline_seconds)
             finally:
                 sub.pull_waiters.discard(waiter)
             if not entries and self.shutting_down:
@@ -264,9 +278,7 @@ class PubSubService:
 
     # ------------------------------------------------------------------------------------ streaming pull
 
-    async def _streaming_pull(
-        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
+    async def _streaming_pull(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
         try:
             first = await anext(requests)
         except StopAsyncIteration:
@@ -338,9 +350,7 @@ class PubSubService:
         finally:
             stream.wake.set()
 
-    def _apply_stream_request(
-        self, sub: SubscriptionState, stream: Stream, request: Any, pending: list[Any]
-    ) -> None:
+    def _apply_stream_request(self, sub: SubscriptionState, stream: Stream, request: Any, pending: list[Any]) -> None:
         """Acks and modacks sent on the stream (Java, Go and older Python clients do this)."""
         if len(request.modify_deadline_seconds) != len(request.modify_deadline_ack_ids):
             stream.close(
@@ -352,9 +362,7 @@ class PubSubService:
             acked = list(request.ack_ids)
             ack_failures = self.broker.acknowledge(sub, acked) if acked else {}
             by_deadline: dict[int, list[str]] = {}
-            for seconds, ack_id in zip(
-                request.modify_deadline_seconds, request.modify_deadline_ack_ids, strict=True
-            ):
+            for seconds, ack_id in zip(request.modify_deadline_seconds, request.modify_deadline_ack_ids, strict=True):
                 by_deadline.setdefault(seconds, []).append(ack_id)
             mod_failures: dict[str, str] = {}
             for seconds, ack_ids in by_deadline.items():
@@ -372,9 +380,7 @@ class PubSubService:
                 confirmation.invalid_ack_ids.extend(ack_failures)
             if by_deadline:
                 mod_confirmation = response.modify_ack_deadline_confirmation
-                mod_confirmation.ack_ids.extend(
-                    a for ids in by_deadline.values() for a in ids if a not in mod_failures
-                )
+                mod_confirmation.ack_ids.extend(a for ids in by_deadline.values() for a in ids if a not in mod_failures)
                 mod_confirmation.invalid_ack_ids.extend(mod_failures)
             pending.append(response)
             stream.wake.set()

@@ -67,9 +67,7 @@ class Store:
         self._next_message_id: int | None = None
 
     def load(self) -> Snapshot:
-        topics = [
-            _TopicPb.FromString(row[0]) for row in self._db.execute("SELECT config FROM topics ORDER BY name")
-        ]
+        topics = [_TopicPb.FromString(row[0]) for row in self._db.execute("SELECT config FROM topics ORDER BY name")]
         subscriptions = [
             _SubscriptionPb.FromString(row[0])
             for row in self._db.execute("SELECT config FROM subscriptions ORDER BY name")
@@ -129,8 +127,7 @@ class Store:
         try:
             if upserts:
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO messages (subscription, seq, message, attempts)"
-                    " VALUES (?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO messages (subscription, seq, message, attempts) VALUES (?, ?, ?, ?)",
                     upserts,
                 )
             if deletes:
