@@ -117,6 +117,8 @@ TOPOLOGY = Topology(
         # and a crashed worker's job is handed on quickly.
         _sub("ocr-jobs", TopicName.JOBS, "ocr"),
         _sub("asr-jobs", TopicName.JOBS, "asr"),
+        # The cross-check needs the job's options (glossary, NG words, checks) as well as both results.
+        _sub("crosscheck-jobs", TopicName.JOBS, "crosscheck"),
         _sub("crosscheck-ocr-results", TopicName.OCR_RESULTS, "crosscheck"),
         _sub("crosscheck-asr-results", TopicName.ASR_RESULTS, "crosscheck"),
         _sub("status-jobs", TopicName.JOBS, "status"),
