@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -204,3 +204,32 @@ async def test_publisher_puts_events_on_their_topology_topic(pubsub_project: str
         got = await asyncio.to_thread(pull_all, pubsub_project, sub, expect=1)
         assert [m.attributes["ce-id"] for m in got] == [sent.id]
     assert topic_path(pubsub_project, "jobs").endswith("/topics/jobs")
+
+
+async def test_raw_route_gets_undecodable_messages_as_they_are(
+    pubsub_project: str, publisher: EventPublisher, pubsub_emulator: Any
+) -> None:
+    received: list[tuple[bytes, dict[str, str]]] = []
+
+    async def raw_handler(data: bytes, attributes: Mapping[str, str], ctx: HandlerContext) -> None:
+        received.append((data, dict(attributes)))
+        if len(received) == 2:
+            raise PermanentError(FailureReason.INVALID_EVENT, "nothing to be done with it")
+
+    await publisher.publish_raw(TopicName.DEAD_LETTER, b"{not json", {"ce-type": "captionqc.job.exploded"})
+    await publisher.publish_raw(TopicName.DEAD_LETTER, b"second", {})
+    runner = ConsumerRunner(
+        project=pubsub_project,
+        source="//captionqc/test",
+        routes=[Route("status-dead-letter", raw_handler, raw=True)],
+        publisher=publisher,
+        failure_stage=None,
+    )
+    await run(runner, lambda: len(received) == 2)
+    assert sorted(data for data, _ in received) == [b"second", b"{not json"]
+    assert any(attrs.get("ce-type") == "captionqc.job.exploded" for _, attrs in received)
+    # Both acked (the permanent failure too), and nothing was forwarded to the dead-letter topic again.
+    path = subscription_path(pubsub_project, "status-dead-letter")
+    await wait_for(lambda: pubsub_emulator.subscription_state(path)["backlog"] == 0, timeout=10)
+    await asyncio.sleep(2.5)
+    assert len(received) == 2

@@ -35,7 +35,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from fastapi import FastAPI, Request, Response
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -81,14 +81,20 @@ class HandlerContext(Protocol):
 
 
 Handler = Callable[[CloudEvent[Any], HandlerContext], Awaitable[None]]
+# A raw handler gets the message as it arrived, undecoded: for the dead-letter topic, whose messages may be
+# exactly the ones that cannot be decoded (forwarding those to the dead-letter topic again would loop forever).
+RawHandler = Callable[[bytes, Mapping[str, str], HandlerContext], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Route:
     subscription: str
-    handler: Handler
+    handler: Handler | RawHandler
     # Flow control per subscription: at most this many messages leased and in the handler at once.
     max_messages: int = 4
+    # True: ``handler`` is a `RawHandler`; no decoding, no dead-lettering. A `PermanentError` is logged and the
+    # message acked (there is nowhere further to send it); anything else is nacked as usual.
+    raw: bool = False
 
 
 @dataclass
@@ -255,6 +261,8 @@ class ConsumerRunner:
                 "messaging.gcp_pubsub.message.delivery_attempt": delivery_attempt,
             },
         ) as span:
+            if route.raw:
+                return await self._process_raw(route, data, attributes, delivery_attempt)
             try:
                 event = from_pubsub(data, attributes)
             except EventDecodeError as exc:
@@ -272,7 +280,7 @@ class ConsumerRunner:
             with log_context(job_id=event.subject, event_id=event.id, subscription=route.subscription):
                 ctx = _Context(route.subscription, delivery_attempt, self)
                 try:
-                    await route.handler(event, ctx)
+                    await cast(Handler, route.handler)(event, ctx)
                 except PermanentError as exc:
                     span.set_status(Status(StatusCode.ERROR, exc.reason.value))
                     log.warning("permanent failure: %s", exc.message, extra={"reason": exc.reason.value})
@@ -291,6 +299,33 @@ class ConsumerRunner:
                     return Outcome.NACK
                 log.info("processed", extra={"event_type": event.type.value, "outcome": "ack"})
                 return Outcome.ACK
+
+    async def _process_raw(
+        self, route: Route, data: bytes, attributes: Mapping[str, str], delivery_attempt: int
+    ) -> Outcome:
+        span = trace.get_current_span()
+        with log_context(job_id=attributes.get("ce-subject"), event_id=attributes.get("ce-id")):
+            ctx = _Context(route.subscription, delivery_attempt, self)
+            try:
+                await cast(RawHandler, route.handler)(data, attributes, ctx)
+            except PermanentError as exc:
+                span.set_status(Status(StatusCode.ERROR, exc.reason.value))
+                log.error("raw message dropped: %s", exc.message, extra={"reason": exc.reason.value})
+                return Outcome.ACK
+            except TransientError as exc:
+                span.set_status(Status(StatusCode.ERROR, "transient"))
+                log.warning("transient failure, will retry: %s", exc, extra={"delivery_attempt": delivery_attempt})
+                return Outcome.NACK
+            except asyncio.CancelledError:
+                log.warning("handler cancelled at shutdown; message nacked for redelivery")
+                raise
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                log.exception("handler failed; message nacked", extra={"delivery_attempt": delivery_attempt})
+                return Outcome.NACK
+            log.info("processed", extra={"subscription": route.subscription, "outcome": "ack"})
+            return Outcome.ACK
 
     async def _fail(
         self,
