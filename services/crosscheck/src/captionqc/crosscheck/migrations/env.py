@@ -1,0 +1,4 @@
+from captionqc.crosscheck.tables import metadata
+from captionqc.runtime.migrations import run_env
+
+run_env(metadata)
