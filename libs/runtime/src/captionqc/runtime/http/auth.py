@@ -1,0 +1,237 @@
+"""Bearer-JWT authentication as FastAPI dependencies.
+
+- ``hs256`` (local, tests, ``make run``): tokens signed with a shared secret from settings; mint one with
+  `mint_local_token` (the gateway's ``captionqc-token`` command wraps it).
+- ``jwks`` (production): RS256/ES256 tokens verified against the identity provider's JWKS URL (keys cached by
+  ``jwt.PyJWKClient``), with issuer and audience checked.
+
+Claims: ``sub`` (the caller), a tenant claim (``tenant`` by default) and scopes (``scope``: space-separated, or a
+``scp``/``scopes`` list). Missing or invalid token → 401 with ``WWW-Authenticate: Bearer …``; a valid token without
+the route's scopes → 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings
+
+from captionqc.runtime.http.errors import Forbidden, Unauthorized
+
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_REALM = "captionqc"
+LOCAL_ALGORITHMS = ("HS256",)
+JWKS_ALGORITHMS = ("RS256", "ES256")
+MIN_SECRET_BYTES = 32
+
+
+class JwtMode(StrEnum):
+    HS256 = "hs256"
+    JWKS = "jwks"
+
+
+class AuthSettings(BaseSettings):
+    """Auth fields a service's settings class inherits (``class S(ServiceSettings, AuthSettings)``), so they are
+    read with the service's own env prefix (e.g. ``CAPTIONQC_GATEWAY_JWT_SECRET``)."""
+
+    jwt_mode: JwtMode = JwtMode.HS256
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret (jwt_mode=hs256).")
+    jwks_url: str | None = Field(default=None, description="The identity provider's JWKS URL (jwt_mode=jwks).")
+    jwt_issuer: str | None = Field(default=None, description="Required `iss`; mandatory in jwks mode.")
+    jwt_audience: str | None = Field(default=None, description="Required `aud`; mandatory in jwks mode.")
+    jwt_tenant_claim: str = "tenant"
+    jwt_leeway_s: Annotated[int, Field(ge=0, le=300)] = 30
+    jwks_cache_s: Annotated[int, Field(ge=0, le=86400)] = 300
+
+    @model_validator(mode="after")
+    def _mode_is_complete(self) -> AuthSettings:
+        if self.jwt_mode is JwtMode.HS256:
+            if self.jwt_secret is None:
+                raise ValueError("jwt_mode=hs256 needs jwt_secret")
+            # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (32 bytes).
+            if len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"jwt_secret must be at least {MIN_SECRET_BYTES} bytes")
+        if self.jwt_mode is JwtMode.JWKS and not (self.jwks_url and self.jwt_issuer and self.jwt_audience):
+            raise ValueError("jwt_mode=jwks needs jwks_url, jwt_issuer and jwt_audience")
+        # Production must verify against the identity provider: a shared secret on every replica is one leak
+        # away from minting tokens for any tenant.
+        environment = getattr(self, "environment", None)
+        if environment is not None and str(environment) == "production" and self.jwt_mode is not JwtMode.JWKS:
+            raise ValueError("production requires jwt_mode=jwks")
+        return self
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant every read and write is scoped to, the subject, and the granted scopes."""
+
+    tenant: str
+    subject: str
+    scopes: frozenset[str]
+
+
+def _invalid(description: str) -> Unauthorized:
+    safe = description.replace('"', "'")
+    return Unauthorized(
+        f"Invalid bearer token: {description}.",
+        www_authenticate=f'Bearer realm="{_REALM}", error="invalid_token", error_description="{safe}"',
+    )
+
+
+class TokenVerifier:
+    """Verifies a bearer token and turns its claims into a `Principal`; built once per app from settings."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._settings = settings
+        self._jwks: jwt.PyJWKClient | None = None
+        if settings.jwt_mode is JwtMode.JWKS:
+            assert settings.jwks_url is not None
+            self._jwks = jwt.PyJWKClient(
+                settings.jwks_url, cache_keys=True, lifespan=max(settings.jwks_cache_s, 1), timeout=5
+            )
+
+    async def verify(self, token: str) -> Principal:
+        settings = self._settings
+        try:
+            if self._jwks is not None:
+                # PyJWKClient fetches over blocking urllib (only on a cache miss): keep it off the event loop.
+                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                key: Any = signing_key.key
+                algorithms: Sequence[str] = JWKS_ALGORITHMS
+            else:
+                assert settings.jwt_secret is not None
+                key = settings.jwt_secret.get_secret_value()
+                algorithms = LOCAL_ALGORITHMS
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=list(algorithms),
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+                leeway=settings.jwt_leeway_s,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise _invalid("the token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise _invalid("wrong audience") from None
+        except jwt.InvalidIssuerError:
+            raise _invalid("wrong issuer") from None
+        except jwt.PyJWKClientConnectionError:
+            # The identity provider is unreachable: the caller cannot fix that, but it is not their token's
+            # fault either; 401 keeps clients from caching a 5xx as "service down".
+            raise _invalid("signing keys are unavailable") from None
+        except jwt.PyJWTError:
+            raise _invalid("the token could not be verified") from None
+        tenant = claims.get(settings.jwt_tenant_claim)
+        if not isinstance(tenant, str) or not _TENANT.match(tenant):
+            raise _invalid("the token carries no valid tenant")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise _invalid("the token carries no subject")
+        return Principal(tenant=tenant, subject=subject, scopes=frozenset(_scopes(claims)))
+
+
+def _scopes(claims: dict[str, Any]) -> Iterable[str]:
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        yield from scope.split()
+    for name in ("scp", "scopes"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            yield from value.split()
+        elif isinstance(value, list):
+            yield from (s for s in value if isinstance(s, str))
+
+
+_VERIFIER_STATE = "captionqc_token_verifier"
+bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT", description="A JWT with `tenant` and `scope` claims.")
+
+
+def install_auth(app: FastAPI, settings: AuthSettings) -> TokenVerifier:
+    """Build the verifier from settings and attach it to ``app`` (done in the app factory, not per request)."""
+    verifier = TokenVerifier(settings)
+    setattr(app.state, _VERIFIER_STATE, verifier)
+    return verifier
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The authenticated caller; 401 if there is no valid bearer token."""
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("A bearer token is required.")
+    verifier: TokenVerifier | None = getattr(request.app.state, _VERIFIER_STATE, None)
+    if verifier is None:
+        raise RuntimeError("install_auth(app, settings) was not called")
+    return await verifier.verify(credentials.credentials)
+
+
+def require_scopes(*scopes: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller, who must hold every one of ``scopes`` (else 403)."""
+    needed = frozenset(scopes)
+
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        missing = needed - principal.scopes
+        if missing:
+            wanted = " ".join(sorted(needed))
+            raise Forbidden(
+                f"The token lacks the scope(s): {', '.join(sorted(missing))}.",
+                headers={"WWW-Authenticate": f'Bearer realm="{_REALM}", error="insufficient_scope", scope="{wanted}"'},
+            )
+        return principal
+
+    return dependency
+
+
+def mint_local_token(
+    secret: str,
+    *,
+    tenant: str,
+    scopes: Sequence[str],
+    ttl_s: int = 3600,
+    subject: str | None = None,
+    issuer: str | None = None,
+    audience: str | None = None,
+    tenant_claim: str = "tenant",
+) -> str:
+    """An HS256 token for local use and tests (never for production, which runs in jwks mode)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject or f"local:{tenant}",
+        tenant_claim: tenant,
+        "scope": " ".join(scopes),
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+__all__ = [
+    "AuthSettings",
+    "JwtMode",
+    "Principal",
+    "TokenVerifier",
+    "bearer_scheme",
+    "current_principal",
+    "install_auth",
+    "mint_local_token",
+    "require_scopes",
+]
