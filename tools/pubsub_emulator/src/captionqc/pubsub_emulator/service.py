@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, empty_pb2
+from google.protobuf.message import DecodeError
 from google.pubsub_v1 import types as pubsub_types
 from google.rpc import error_details_pb2, status_pb2
 
@@ -37,6 +38,27 @@ _INVALID_ACK_IDS = (
 
 def _pb(name: str) -> Any:
     return getattr(pubsub_types, name).pb()
+
+
+class _Malformed:
+    """Stands in for a request whose bytes do not parse, so the handler can answer INVALID_ARGUMENT."""
+
+
+MALFORMED = _Malformed()
+_MALFORMED_MESSAGE = "Invalid request: the request message could not be parsed."
+
+
+def _parser(name: str) -> Callable[[bytes], Any]:
+    # gRPC answers UNKNOWN when a deserializer raises; the real service answers INVALID_ARGUMENT.
+    cls = _pb(name)
+
+    def parse(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError:
+            return MALFORMED
+
+    return parse
 
 
 Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
@@ -84,7 +106,7 @@ class PubSubService:
             response_cls: Any = _Empty if response is None else _pb(response)
             return grpc.unary_unary_rpc_method_handler(
                 self._guard(fn),
-                request_deserializer=_pb(request).FromString,
+                request_deserializer=_parser(request),
                 response_serializer=response_cls.SerializeToString,
             )
 
@@ -132,7 +154,7 @@ class PubSubService:
             "ModifyAckDeadline": unary(self._modify_ack_deadline, "ModifyAckDeadlineRequest", None),
             "StreamingPull": grpc.stream_stream_rpc_method_handler(
                 self._streaming_pull,
-                request_deserializer=_pb("StreamingPullRequest").FromString,
+                request_deserializer=_parser("StreamingPullRequest"),
                 response_serializer=_pb("StreamingPullResponse").SerializeToString,
             ),
         }
@@ -146,6 +168,8 @@ class PubSubService:
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
+                if request is MALFORMED:
+                    raise invalid(_MALFORMED_MESSAGE)
                 return await fn(request, context)
             except PubSubError as error:
                 await context.abort(error.code, error.message)
@@ -284,6 +308,8 @@ class PubSubService:
         except StopAsyncIteration:
             return
         try:
+            if first is MALFORMED:
+                raise invalid(_MALFORMED_MESSAGE)
             sub = self.broker.pullable(first.subscription)
             if not 10 <= first.stream_ack_deadline_seconds <= 600:
                 raise invalid(
@@ -352,6 +378,9 @@ class PubSubService:
 
     def _apply_stream_request(self, sub: SubscriptionState, stream: Stream, request: Any, pending: list[Any]) -> None:
         """Acks and modacks sent on the stream (Java, Go and older Python clients do this)."""
+        if request is MALFORMED:
+            stream.close(grpc.StatusCode.INVALID_ARGUMENT, _MALFORMED_MESSAGE)
+            return
         if len(request.modify_deadline_seconds) != len(request.modify_deadline_ack_ids):
             stream.close(
                 grpc.StatusCode.INVALID_ARGUMENT,

@@ -48,6 +48,7 @@ class EmulatorProcess:
         self.admin_url = ""
         self._process: subprocess.Popen[str] | None = None
         self._stderr: IO[str] | None = None
+        self.last_returncode: int | None = None  # exit status of the last stopped process
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -74,7 +75,9 @@ class EmulatorProcess:
         env.pop("PYTHONASYNCIODEBUG", None)
         # stderr goes to a file, not a pipe: nobody drains it while tests run, and a full pipe would block the
         # emulator's logging (and so the emulator).
-        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        # One file across restarts, so stderr_text() tells the whole story.
+        if self._stderr is None:
+            self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         self._process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, text=True, env=env
         )
@@ -133,6 +136,7 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 self._kill()
         self._process = None
+        self.last_returncode = process.returncode
         if process.stdout is not None:
             process.stdout.close()
 
