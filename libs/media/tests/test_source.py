@@ -1,0 +1,152 @@
+"""Opening media by URI: the policy, local files, and Cloud Storage against a fake of its client.
+
+Cloud Storage has no local stand-in, so the gs:// path runs against a fake `google.cloud.storage.Client` slice that
+raises the real `google.api_core` exceptions the real client raises.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from google.api_core import exceptions as gexc
+from requests import exceptions as req_exc
+
+from captionqc.media.errors import MediaNotFound, MediaUriRejected, TransientMediaError
+from captionqc.media.source import open_media
+from captionqc.runtime.media_uri import MediaUriPolicy
+from captionqc.schemas import FailureReason
+
+from .media_files import sample_clips
+
+
+class FakeBlob:
+    def __init__(self, store: FakeGcs, bucket: str, name: str) -> None:
+        self.store, self.bucket, self.name = store, bucket, name
+
+    def download_to_filename(self, filename: str, *, timeout: float) -> None:
+        if self.store.fail is not None:
+            raise self.store.fail
+        try:
+            data = self.store.objects[(self.bucket, self.name)]
+        except KeyError:
+            raise gexc.NotFound(
+                f"GET https://storage.googleapis.com/{self.bucket}/{self.name}: No such object"
+            ) from None
+        Path(filename).write_bytes(data)
+
+
+class FakeBucket:
+    def __init__(self, store: FakeGcs, name: str) -> None:
+        self.store, self.name = store, name
+
+    def blob(self, blob_name: str) -> FakeBlob:
+        return FakeBlob(self.store, self.name, blob_name)
+
+
+class FakeGcs:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.fail: Exception | None = None
+
+    def bucket(self, bucket_name: str) -> FakeBucket:
+        return FakeBucket(self, bucket_name)
+
+
+@pytest.fixture
+def media_root(tmp_path: Path) -> Path:
+    root = tmp_path / "media"
+    root.mkdir()
+    shutil.copy(sample_clips()[0], root / "clip.mp4")
+    return root
+
+
+def test_file_uri_under_the_root_is_read_in_place(media_root: Path) -> None:
+    policy = MediaUriPolicy(media_root=media_root)
+    with open_media((media_root / "clip.mp4").as_uri(), policy) as path:
+        assert path == (media_root / "clip.mp4").resolve()
+    assert path.exists()
+
+
+def test_missing_file_is_not_found(media_root: Path) -> None:
+    with (
+        pytest.raises(MediaNotFound) as err,
+        open_media((media_root / "nope.mp4").as_uri(), MediaUriPolicy(media_root=media_root)),
+    ):
+        pass
+    assert err.value.reason is FailureReason.MEDIA_NOT_FOUND
+    assert "no media file" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        ("file:///etc/passwd", "outside the configured media root"),
+        ("ftp://example.com/a.mp4", "scheme 'ftp' is not allowed"),
+        ("https://example.com/a.mp4", "not in the allow-list"),
+        ("gs://bucket-name/", "must name an object"),
+    ],
+)
+def test_rejected_uris_say_why(media_root: Path, uri: str, why: str) -> None:
+    with pytest.raises(MediaUriRejected) as err, open_media(uri, MediaUriPolicy(media_root=media_root)):
+        pass
+    assert err.value.reason is FailureReason.MEDIA_URI_REJECTED
+    assert why in err.value.message
+
+
+def test_symlink_out_of_the_root_is_rejected(media_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "secret.mp4").write_bytes(b"x")
+    (media_root / "link.mp4").symlink_to(tmp_path / "secret.mp4")
+    with pytest.raises(MediaUriRejected), open_media((media_root / "link.mp4").as_uri(), MediaUriPolicy(media_root)):
+        pass
+
+
+def test_gs_object_is_streamed_to_a_temp_file_and_removed(tmp_path: Path) -> None:
+    gcs = FakeGcs()
+    gcs.objects[("captionqc-media", "in/clip.mp4")] = b"media bytes"
+    with open_media(
+        "gs://captionqc-media/in/clip.mp4", MediaUriPolicy(), gcs_client_factory=lambda: gcs, temp_dir=tmp_path
+    ) as path:
+        assert path.name == "clip.mp4"
+        assert path.read_bytes() == b"media bytes"
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gs_missing_object_is_not_found(tmp_path: Path) -> None:
+    gcs = FakeGcs()
+    with (
+        pytest.raises(MediaNotFound) as err,
+        open_media(
+            "gs://captionqc-media/nope.mp4", MediaUriPolicy(), gcs_client_factory=lambda: gcs, temp_dir=tmp_path
+        ),
+    ):
+        pass
+    assert "gs://captionqc-media/nope.mp4" in err.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        gexc.ServiceUnavailable("backend unavailable"),
+        gexc.InternalServerError("oops"),
+        gexc.TooManyRequests("slow down"),
+        req_exc.ReadTimeout("read timed out"),
+        req_exc.ConnectionError("connection reset"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_gs_transient_failures_are_retried(tmp_path: Path, failure: Exception) -> None:
+    gcs = FakeGcs()
+    gcs.objects[("captionqc-media", "clip.mp4")] = b"x"
+    gcs.fail = failure
+    with (
+        pytest.raises(TransientMediaError),
+        open_media(
+            "gs://captionqc-media/clip.mp4", MediaUriPolicy(), gcs_client_factory=lambda: gcs, temp_dir=tmp_path
+        ),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []
