@@ -46,6 +46,10 @@ _DEGREE = _words(
 )
 _PLURAL_UNITS = _words("people years days weeks months hours minutes times percent million billion")
 _COMPARATIVE_WORDS = _words("more less rather other fewer better worse higher lower larger smaller")
+_AFTER_THERE = _words(
+    "to in on at for from and but or now again too as with by since until after before so then yet when if "
+    "because while where who which that over near"
+)
 _STATE_NEXT = _words("not going a an the all also still now here there very so too being both")
 
 
@@ -57,9 +61,12 @@ def _fits(word: str, prev: str | None, nxt: str | None) -> int:
     """+1 when the neighbours want this spelling, -1 when they rule it out, 0 when they cannot tell."""
     ing = nxt is not None and nxt.endswith("ing") and len(nxt) > 4
     if word == "there":
-        if nxt in _AUX or nxt == "'s":
+        if nxt is None or nxt in _AUX or nxt == "'s":
             return 1
-        return -1 if nxt in _DETERMINERS else 0
+        # "there" runs into a preposition or an adverb ("there to", "there now"); before a noun it is wrong.
+        return 0 if nxt in _AFTER_THERE else -1
+    if word in ("their", "your", "its", "whose") and nxt is None:
+        return -1
     if word in ("their", "your", "its", "whose"):
         # "its growing economy" is fine, "their going" is not: the gerund cue is left out for "its".
         gerund = ing and word != "its"

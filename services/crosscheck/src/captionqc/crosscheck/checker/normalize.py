@@ -155,7 +155,7 @@ def tokenise_caption(
         if not chunk:
             continue
         core = chunk.strip(_EDGE_PUNCT)
-        parts = split(core) if split is not None and core.isalpha() else [chunk]
+        parts = split(core) if split is not None and core.replace("'", "").isalpha() else [chunk]
         for j, part in enumerate(parts):
             pieces.extend(_chunk_pieces(part, initial and j == 0, start_s, end_s, confidence))
         initial = chunk.rstrip("\"'”)").endswith((".", "!", "?", ":"))

@@ -93,6 +93,28 @@ def _caption_candidate(
     )
 
 
+def _homophone(
+    c: Token,
+    s: Token,
+    c_word: str,
+    s_word: str,
+    factor: float,
+    *,
+    spoken_real: bool,
+    by_caption: dict[int, list[Token]],
+    ev: Evidence,
+) -> Candidate:
+    """Sound-alike words: the ASR's spelling is its language model's guess, trusted unless context objects."""
+    prev, nxt = _neighbours((c,), by_caption)
+    pref = context_preference(c_word, s_word, prev, nxt)
+    ev["homophone"] = True
+    ev["context_preference"] = pref
+    conf = (0.78 + 0.1 * pref) if pref >= 0 else 0.35
+    if not spoken_real:
+        conf *= 0.6
+    return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, conf * factor, ev)
+
+
 def score_pair(
     c: Token, s: Token, vocab: Vocabulary, config: CheckerConfig, by_caption: dict[int, list[Token]]
 ) -> Candidate | None:
@@ -121,6 +143,10 @@ def score_pair(
     if c.is_number or s.is_number:
         if c.is_number and s.is_number:
             return _caption_candidate(c, CheckKind.NUMBER_MISMATCH, s.raw, 0.92 * factor, evidence)
+        # A number word against a word ("two" / "too"): judged as words, homophones included.
+        c_word, s_word = c.raw.lower(), s.raw.lower()
+        if c_word.isalpha() and s_word.isalpha() and are_homophones(c_word, s_word):
+            return _homophone(c, s, c_word, s_word, factor, spoken_real=True, by_caption=by_caption, ev=evidence)
         # A digit against a word ("4" / "for"): usually an ASR spelling choice, occasionally a real error.
         kind = CheckKind.NUMBER_MISMATCH if c.is_number else CheckKind.WRONG_WORD
         evidence["asr_disagrees"] = not sounds_alike
@@ -143,15 +169,7 @@ def score_pair(
         return _caption_candidate(c, CheckKind.MISSPELLING, s.raw, 0.9 * factor, evidence)
     homophone = are_homophones(c.key, s.key) or (sounds_alike and not close)
     if homophone:
-        prev, nxt = _neighbours((c,), by_caption)
-        pref = context_preference(c.key, s.key, prev, nxt)
-        evidence["homophone"] = True
-        evidence["context_preference"] = pref
-        # The ASR's spelling of a homophone is its language model's guess: trusted unless context objects.
-        conf = (0.78 + 0.1 * pref) if pref >= 0 else 0.35
-        if not spoken_real:
-            conf *= 0.6
-        return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, conf * factor, evidence)
+        return _homophone(c, s, c.key, s.key, factor, spoken_real=spoken_real, by_caption=by_caption, ev=evidence)
     if close:
         conf = 0.88 if spoken_real else 0.4
         return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, conf * factor, evidence)
@@ -191,11 +209,13 @@ def score_alignment(
     for t in caption_tokens:
         by_caption.setdefault(t.caption, []).append(t)
     out: list[Candidate] = []
+    heard_anything = any(p.spoken for p in pairs)
     unheard: list[Token] = []
     unshown: list[Token] = []
 
     def flush_unheard() -> None:
-        if unheard:
+        # With no speech at all there is nothing to compare against: the ASR heard nothing, or there is no voice.
+        if unheard and heard_anything:
             conf = _omission_confidence(len(unheard), config)
             first = unheard[0]
             start, end = caption_at[first.caption]
@@ -206,7 +226,7 @@ def score_alignment(
                     {"words": len(unheard), "ocr_confidence": _r(min(t.confidence for t in unheard))},
                 )
             )  # fmt: skip
-            unheard.clear()
+        unheard.clear()
 
     def flush_unshown() -> None:
         sure = [t for t in unshown if t.confidence >= config.min_asr_confidence_for_omission]
@@ -226,6 +246,7 @@ def score_alignment(
             c = pair.caption[0]
             cand = score_unheard(c, vocab, config)
             if cand is not None:
+                flush_unheard()
                 out.append(cand)
             elif c.key not in vocab.glossary:
                 if unheard and unheard[-1].caption != c.caption:

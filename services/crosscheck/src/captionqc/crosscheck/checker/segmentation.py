@@ -42,6 +42,10 @@ def _dict_cost(piece: str) -> float | None:
 def _piece_cost(piece: str, vocab: SegmentationVocabulary, fuzzy_targets: list[str]) -> float:
     if piece in vocab.spoken or piece in vocab.extra:
         return 1.0
+    if "'" in piece:
+        # An apostrophe belongs inside a known contraction or possessive, never at a piece edge.
+        d = _dict_cost(piece) if piece.strip("'") == piece else None
+        return d if d is not None else 5.0 + 0.8 * len(piece)
     best = 5.0 + 0.8 * len(piece)
     d = _dict_cost(piece)
     if d is not None:
@@ -58,7 +62,7 @@ def split_glued(chunk: str, vocab: SegmentationVocabulary) -> list[str]:
     """Split an alphabetic chunk into words, keeping the chunk's own letters and case."""
     lower = chunk.lower()
     n = len(lower)
-    if n < 4 or not lower.isalpha() or lower in vocab.spoken or lower in vocab.extra:
+    if n < 4 or not lower.replace("'", "").isalpha() or lower in vocab.spoken or lower in vocab.extra:
         return [chunk]
     fuzzy_targets = [w for w in vocab.spoken if len(w) >= 4 and w.isalpha()]
     best = [0.0] + [float("inf")] * n
