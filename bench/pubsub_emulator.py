@@ -6,18 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
-
-if importlib.util.find_spec("captionqc.pubsub_emulator") is None:
-    # Run from a checkout whose venv lacks the editable install of this member.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "pubsub_emulator" / "src"))
 
 from captionqc.pubsub_emulator.testing import EmulatorProcess, start_emulator, wait_until
 

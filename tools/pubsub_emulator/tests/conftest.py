@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-# The shared venv may lack the editable-install path hook for this member; fall back to its src folder so
-# the tests run the code in this checkout either way.
-if importlib.util.find_spec("captionqc.pubsub_emulator") is None:  # pragma: no cover - environment dependent
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
 from google.cloud import pubsub_v1
 
 from captionqc.pubsub_emulator.testing import EmulatorProcess, start_emulator

@@ -153,9 +153,10 @@ def test_retry_policy_backs_off_exponentially(
     finally:
         stop_streaming(future)
     gaps = [later - earlier for earlier, later in itertools.pairwise(deliveries)]
-    # 0.4 s, then doubling, capped at 1.2 s: 0.4, 0.8, 1.2, 1.2 (minus a little scheduling slack).
+    # 0.4 s, then doubling, capped at 1.2 s: 0.4, 0.8, 1.2, 1.2. The slack covers the client's own latency
+    # on a busy machine; redelivery without backoff would show gaps of a few milliseconds.
     for gap, expected in zip(gaps, [0.4, 0.8, 1.2, 1.2], strict=True):
-        assert expected * 0.85 <= gap <= expected + 1.5, gaps
+        assert expected - 0.2 <= gap <= expected + 1.5, gaps
 
 
 def test_dead_letter_after_max_delivery_attempts(

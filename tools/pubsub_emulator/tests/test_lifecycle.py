@@ -124,7 +124,9 @@ def test_leases_of_a_vanished_stream_expire_at_their_deadline(
     topic = f"projects/{project}/topics/events"
     subscription = f"projects/{project}/subscriptions/worker"
     publisher.create_topic(name=topic)
-    pubsub_v1.SubscriberClient().create_subscription(name=subscription, topic=topic)
+    subscriber = pubsub_v1.SubscriberClient()
+    subscriber.create_subscription(name=subscription, topic=topic)
+    subscriber.close()
     publisher.publish(topic, b"orphaned").result(timeout=10)
 
     request_cls: Any = pubsub_types.StreamingPullRequest.pb()
