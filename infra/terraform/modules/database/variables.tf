@@ -15,9 +15,9 @@ variable "instance_name" {
 }
 
 variable "database_version" {
-  description = "Cloud SQL PostgreSQL version."
+  description = "Cloud SQL PostgreSQL version; the same major as the embedded server of local runs and tests."
   type        = string
-  default     = "POSTGRES_17"
+  default     = "POSTGRES_18"
 }
 
 variable "tier" {

@@ -6,6 +6,26 @@ resource "google_compute_network" "this" {
   auto_create_subnetworks = false
 }
 
+# Nothing listens on this network but Cloud SQL (reached through the peering): refuse all other ingress
+# explicitly rather than rely on the implied rules, and log what is refused.
+resource "google_compute_firewall" "deny_all_ingress" {
+  project   = var.project_id
+  name      = "${var.name}-deny-all-ingress"
+  network   = google_compute_network.this.id
+  direction = "INGRESS"
+  priority  = 65534
+
+  deny {
+    protocol = "all"
+  }
+
+  source_ranges = ["0.0.0.0/0"]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 resource "google_compute_subnetwork" "egress" {
   project                  = var.project_id
   name                     = "${var.name}-run-egress"

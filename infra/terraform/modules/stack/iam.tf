@@ -126,7 +126,7 @@ resource "google_secret_manager_secret_iam_member" "operator" {
 
 # Pub/Sub's push identity may invoke only the services that receive pushes.
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
-  for_each = toset([for name in keys(local.push_paths) : local.subscriptions[name].consumer])
+  for_each = toset([for name in local.push_names : local.subscriptions[name].consumer])
 
   project  = var.project_id
   location = var.region

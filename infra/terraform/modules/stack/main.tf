@@ -97,19 +97,19 @@ module "pubsub" {
   subscriptions = local.pubsub_subscriptions
   labels        = local.labels
   # Set only when something pushes, so that no token-creator grant exists otherwise.
-  push_service_account_email = length(local.push_paths) > 0 ? local.push_sa : null
+  push_service_account_email = length(local.push_names) > 0 ? local.push_sa : null
 
   depends_on = [google_project_service.apis]
 }
 
 locals {
   # The topology with push delivery switched on where asked; every other subscription is pulled.
-  push_paths  = local.deploy ? var.push_endpoints : {}
+  push_names  = local.deploy ? var.push_subscriptions : toset([])
   service_uri = { for s, m in module.service : s => m.uri }
   pubsub_subscriptions = {
     for name, s in local.subscriptions : name => merge(s, {
-      push = contains(keys(local.push_paths), name) ? {
-        endpoint = "${lookup(local.service_uri, s.consumer, "")}${lookup(local.push_paths, name, "")}"
+      push = contains(local.push_names, name) ? {
+        endpoint = "${lookup(local.service_uri, s.consumer, "")}/pubsub/push/${name}"
         audience = lookup(local.service_uri, s.consumer, "")
       } : null
     })

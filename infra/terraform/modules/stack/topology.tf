@@ -29,6 +29,15 @@ locals {
       retry               = { minimum_backoff_s = 2, maximum_backoff_s = 120 }
       dead_letter         = { topic = "dead-letter", max_delivery_attempts = 5 }
     }
+    # The cross-check needs the job's options (glossary, checks) as well as both results.
+    "crosscheck-jobs" = {
+      topic               = "jobs"
+      consumer            = "crosscheck"
+      ack_deadline_s      = 60
+      message_retention_s = 604800
+      retry               = { minimum_backoff_s = 2, maximum_backoff_s = 120 }
+      dead_letter         = { topic = "dead-letter", max_delivery_attempts = 5 }
+    }
     "crosscheck-ocr-results" = {
       topic               = "ocr-results"
       consumer            = "crosscheck"

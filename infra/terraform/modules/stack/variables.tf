@@ -112,10 +112,10 @@ variable "allowed_https_media_hosts" {
   default     = []
 }
 
-variable "push_endpoints" {
-  description = "Subscriptions to deliver by push instead of pull: subscription name => path on its consumer's service (e.g. \"/pubsub/push\"). Only with image_tag set."
-  type        = map(string)
-  default     = {}
+variable "push_subscriptions" {
+  description = "Subscriptions delivered by push (to /pubsub/push/<name> on the consumer's service, with an OIDC token) instead of pull. Applied once image_tag is set."
+  type        = set(string)
+  default     = []
 }
 
 variable "log_level" {
