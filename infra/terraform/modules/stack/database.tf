@@ -29,11 +29,15 @@ module "database" {
 
 locals {
   # Secrets whose values never pass through Terraform (nor its state): the operator adds their versions
-  # (docs/deploy.md). Secret id => the one service that reads it.
+  # (docs/deploy.md). Secret id => the services that read it.
   operator_secrets = {
-    "gateway-jwt-jwks-url"   = "gateway"
-    "status-webhook-secrets" = "status"
+    "jwt-jwks-url"                  = ["gateway", "status"]
+    "status-webhook-secrets"        = ["status"]
+    "status-webhook-default-secret" = ["status"]
   }
+  operator_secret_grants = merge([
+    for secret, readers in local.operator_secrets : { for s in readers : "${secret} ${s}" => { secret = secret, service = s } }
+  ]...)
 }
 
 resource "google_secret_manager_secret" "operator" {

@@ -114,12 +114,12 @@ resource "google_secret_manager_secret_iam_member" "database_url" {
 }
 
 resource "google_secret_manager_secret_iam_member" "operator" {
-  for_each = local.operator_secrets
+  for_each = local.operator_secret_grants
 
   project   = var.project_id
-  secret_id = google_secret_manager_secret.operator[each.key].secret_id
+  secret_id = google_secret_manager_secret.operator[each.value.secret].secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = local.sa_member[each.value]
+  member    = local.sa_member[each.value.service]
 
   depends_on = [google_service_account.service]
 }

@@ -1,6 +1,24 @@
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
 locals {
   results_prefix = "gs://${google_storage_bucket.results.name}"
-  https_hosts    = jsonencode(var.allowed_https_media_hosts)
+  # The OCR/ASR settings parse host sets as JSON; the gateway's take a comma-separated list.
+  https_hosts_json  = jsonencode(var.allowed_https_media_hosts)
+  https_hosts_comma = join(",", var.allowed_https_media_hosts)
+  # Cloud Run's deterministic URL (https://<service>-<project number>.<region>.run.app): the gateway links to
+  # the status service without a dependency between the two.
+  status_url = "https://status-${data.google_project.this.number}.${var.region}.run.app"
+
+  # Both public services verify the identity provider's tokens (production refuses the shared-secret mode).
+  jwt_env = {
+    for s in local.http_services : s => {
+      "CAPTIONQC_${upper(s)}_JWT_MODE"     = "jwks"
+      "CAPTIONQC_${upper(s)}_JWT_ISSUER"   = var.jwt_issuer
+      "CAPTIONQC_${upper(s)}_JWT_AUDIENCE" = var.jwt_audience
+    }
+  }
 
   # Settings every service reads, under its own prefix (CAPTIONQC_<SERVICE>_...).
   common_env = {
@@ -22,11 +40,11 @@ locals {
   stage_env = {
     ocr = {
       "CAPTIONQC_OCR_RESULTS_URI"         = "${local.results_prefix}/ocr"
-      "CAPTIONQC_OCR_ALLOWED_HTTPS_HOSTS" = local.https_hosts
+      "CAPTIONQC_OCR_ALLOWED_HTTPS_HOSTS" = local.https_hosts_json
     }
     asr = {
       "CAPTIONQC_ASR_RESULTS_URI"         = "${local.results_prefix}/asr"
-      "CAPTIONQC_ASR_ALLOWED_HTTPS_HOSTS" = local.https_hosts
+      "CAPTIONQC_ASR_ALLOWED_HTTPS_HOSTS" = local.https_hosts_json
     }
   }
 
@@ -45,14 +63,14 @@ locals {
   }
 
   service_env = {
-    gateway = merge(local.common_env.gateway, local.db_env.gateway, {
-      "CAPTIONQC_GATEWAY_JWT_ISSUER"          = var.jwt_issuer
-      "CAPTIONQC_GATEWAY_JWT_AUDIENCE"        = var.jwt_audience
-      "CAPTIONQC_GATEWAY_ALLOWED_HTTPS_HOSTS" = local.https_hosts
+    gateway = merge(local.common_env.gateway, local.db_env.gateway, local.jwt_env.gateway, {
+      "CAPTIONQC_GATEWAY_ALLOWED_HTTPS_HOSTS" = local.https_hosts_comma
+      "CAPTIONQC_GATEWAY_STATUS_BASE_URL"     = local.status_url
       "WEB_CONCURRENCY"                       = tostring(var.services.gateway.web_workers)
     })
-    status = merge(local.common_env.status, local.db_env.status, {
-      "WEB_CONCURRENCY" = tostring(var.services.status.web_workers)
+    status = merge(local.common_env.status, local.db_env.status, local.jwt_env.status, {
+      "CAPTIONQC_STATUS_RESULTS_URI" = "${local.results_prefix}/ocr"
+      "WEB_CONCURRENCY"              = tostring(var.services.status.web_workers)
     })
     ocr        = merge(local.common_env.ocr, local.stage_env.ocr, local.dispatch_env.ocr)
     asr        = merge(local.common_env.asr, local.stage_env.asr, local.dispatch_env.asr)
@@ -62,11 +80,13 @@ locals {
   service_secret_env = {
     gateway = {
       "CAPTIONQC_GATEWAY_DATABASE_URL" = module.database.database_url_secret_ids.gateway
-      "CAPTIONQC_GATEWAY_JWT_JWKS_URL" = google_secret_manager_secret.operator["gateway-jwt-jwks-url"].secret_id
+      "CAPTIONQC_GATEWAY_JWKS_URL"     = google_secret_manager_secret.operator["jwt-jwks-url"].secret_id
     }
     status = {
-      "CAPTIONQC_STATUS_DATABASE_URL"    = module.database.database_url_secret_ids.status
-      "CAPTIONQC_STATUS_WEBHOOK_SECRETS" = google_secret_manager_secret.operator["status-webhook-secrets"].secret_id
+      "CAPTIONQC_STATUS_DATABASE_URL"           = module.database.database_url_secret_ids.status
+      "CAPTIONQC_STATUS_JWKS_URL"               = google_secret_manager_secret.operator["jwt-jwks-url"].secret_id
+      "CAPTIONQC_STATUS_WEBHOOK_SECRETS"        = google_secret_manager_secret.operator["status-webhook-secrets"].secret_id
+      "CAPTIONQC_STATUS_WEBHOOK_DEFAULT_SECRET" = google_secret_manager_secret.operator["status-webhook-default-secret"].secret_id
     }
     ocr = {}
     asr = {}
