@@ -312,9 +312,7 @@ def _unambiguous(displayed_core: str) -> bool:
     return zipf == 0 or zipf >= 3.0
 
 
-def _typo_on_word(
-    caption: Caption, index: int, typo_type: TypoType, displayed: str | None, rng: random.Random
-) -> bool:
+def _typo_on_word(caption: Caption, index: int, typo_type: TypoType, displayed: str | None, rng: random.Random) -> bool:
     lead, core, trail = split_word(caption.spoken_words[index])
     new_core = displayed if displayed is not None else apply_typo(core, typo_type, rng)
     if new_core is None or new_core == core:
@@ -338,9 +336,7 @@ def inject_typos(captions: list[Caption], typo_rate: float, rng: random.Random) 
         caption.displayed_words = list(caption.spoken_words)
         for spec in caption.explicit or []:
             if not _typo_on_word(caption, spec.word_index, spec.typo_type, spec.displayed, rng):
-                raise SystemExit(
-                    f"cannot apply {spec.typo_type} to {caption.spoken_words[spec.word_index]!r}"
-                )
+                raise SystemExit(f"cannot apply {spec.typo_type} to {caption.spoken_words[spec.word_index]!r}")
     total_words = sum(len(c.spoken_words) for c in captions)
     wanted = round(total_words * typo_rate) - sum(len(c.typos) for c in captions)
     # Numbers and homophone words are the cases a spell checker cannot catch, so they get picked more often
@@ -440,9 +436,7 @@ def split_into_captions(line: ScriptLine, default_style: Style) -> list[Caption]
                 for t in line.typos
                 if start <= t.word_index < end
             ]
-        captions.append(
-            Caption(spoken_words=words[start:end], style=line.style or default_style, explicit=explicit)
-        )
+        captions.append(Caption(spoken_words=words[start:end], style=line.style or default_style, explicit=explicit))
     return captions
 
 
@@ -486,9 +480,7 @@ def speak(text: str, voice: str, rate: int, work: Path, name: str) -> tuple[np.n
     return samples[loud[0] : loud[-1] + 1], sample_rate
 
 
-def build_audio(
-    captions: list[Caption], script: ClipScript, rng: random.Random, work: Path
-) -> tuple[Path, float]:
+def build_audio(captions: list[Caption], script: ClipScript, rng: random.Random, work: Path) -> tuple[Path, float]:
     """Speak every caption, lay the utterances out with pauses, set caption times; return WAV and length."""
     pieces: list[np.ndarray] = []
     sample_rate = 0
@@ -544,9 +536,7 @@ def background_filter(name: str, duration: float, seed: int) -> str:
     if name == "shapes":
         # overlay re-evaluates x/y every frame (drawbox in FFmpeg 5.1 does not), so the boxes really move.
         colors = ["0xf4a261", "0x2a9d8f", "0xe9c46a", "0xe76f51", "0x8ecae6", "0xffb703"]
-        parts = [
-            f"gradients=s={size}:r={FPS}:d={duration:.3f}:c0=0x14213d:c1=0x3d405b:speed=0.02:seed={seed}[s0]"
-        ]
+        parts = [f"gradients=s={size}:r={FPS}:d={duration:.3f}:c0=0x14213d:c1=0x3d405b:speed=0.02:seed={seed}[s0]"]
         for i, color in enumerate(colors):
             speed, y = rng.randint(60, 220), rng.randint(40, HEIGHT - 200)
             w, h = rng.randint(120, 260), rng.randint(90, 200)
@@ -648,9 +638,7 @@ def prepare_captions(script: ClipScript, rng: random.Random) -> list[Caption]:
     return captions
 
 
-def make_clip(
-    script: ClipScript, out: Path, *, with_audio: bool = True, with_video: bool = True
-) -> dict[str, Any]:
+def make_clip(script: ClipScript, out: Path, *, with_audio: bool = True, with_video: bool = True) -> dict[str, Any]:
     """Render one clip and write its truth JSON beside it; return the truth."""
     _require_tools()
     rng = random.Random(script.seed)
@@ -708,8 +696,7 @@ def _require_tools() -> None:
     missing = [tool for tool in ("espeak-ng", "ffmpeg", "ffprobe") if shutil.which(tool) is None]
     if missing or not FONT_FILE.exists():
         raise SystemExit(
-            f"missing {', '.join(missing) or FONT_FILE}: "
-            "apt-get install -y espeak-ng ffmpeg fonts-dejavu-core"
+            f"missing {', '.join(missing) or FONT_FILE}: apt-get install -y espeak-ng ffmpeg fonts-dejavu-core"
         )
 
 
@@ -760,9 +747,7 @@ def script_to_dict(script: ClipScript) -> dict[str, Any]:
         "style": script.style,
         "typo_rate": script.typo_rate,
         "gap_s": list(script.gap_s),
-        "lines": [
-            {"text": line.text, **({"style": line.style} if line.style else {})} for line in script.lines
-        ],
+        "lines": [{"text": line.text, **({"style": line.style} if line.style else {})} for line in script.lines],
     }
 
 
@@ -833,9 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("scripts", nargs="*", type=Path, help="clip scripts (JSON), see README.md")
     parser.add_argument("-o", "--out", type=Path, help="output MP4 (only with one script)")
     parser.add_argument("--out-dir", type=Path, help="folder for the MP4s (file names from the scripts)")
-    parser.add_argument(
-        "--batch", type=Path, metavar="DIR", help="make --count clips from the built-in banks"
-    )
+    parser.add_argument("--batch", type=Path, metavar="DIR", help="make --count clips from the built-in banks")
     parser.add_argument("--count", type=int, default=12)
     parser.add_argument("--error-samples", type=Path, metavar="DIR", help="write the error-path media there")
     parser.add_argument("--voice", help="espeak-ng voice, e.g. en, en-us, en-gb, en+f3, en+m3")
