@@ -206,9 +206,26 @@ def test_switched_off_kinds_are_not_reported() -> None:
 
 
 def test_misspelling_without_speech_falls_back_to_the_dictionary() -> None:
-    f = only(run([caption("The goverment announced it.", 0, 2)], []))
+    f = only(run([caption("The govrenment announced it.", 0, 2)], []))
     assert (f.kind, f.suggestion) == (CheckKind.MISSPELLING, "government")
     assert f.evidence["spoken"] is None
+    # wordfreq has seen "goverment" (Zipf 2.66) often enough that the dictionary alone does not accuse it...
+    assert run([caption("The goverment announced it.", 0, 2)], []).findings == []
+    # ...but the speech does.
+    f = only(run([caption("The goverment announced it.", 0, 2)], spoken("The government announced it.", 0, 2)))
+    assert (f.kind, f.suggestion) == (CheckKind.MISSPELLING, "government")
+
+
+def test_british_and_american_spellings_match() -> None:
+    shown = "The organisers of the theatre festival realised the colour was wrong."
+    said = "The organizers of the theater festival realized the color was wrong."
+    assert run([caption(shown, 0, 4)], spoken(said, 0, 4)).findings == []
+
+
+def test_asr_dropping_an_ending_is_not_reported_but_a_caption_dropping_one_is() -> None:
+    assert run([caption("It looks bad.", 0, 2)], spoken("It look bad.", 0, 2)).findings == []
+    f = only(run([caption("Markets close lower.", 0, 2)], spoken("Markets closed lower.", 0, 2)))
+    assert (f.kind, f.word, f.suggestion) == (CheckKind.WRONG_WORD, "close", "closed")
 
 
 def test_finding_ids_are_deterministic_and_unique() -> None:

@@ -8,6 +8,7 @@ caption span contains it, which also keeps the dynamic programme inside a narrow
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,10 +50,35 @@ def metaphone(key: str) -> str:
     return str(jellyfish.metaphone(key.replace("'", ""))) if key.replace("'", "").isalpha() else key
 
 
+# British → American spellings, anchored at word endings so that "hour", "four", "street" or "filled" are untouched.
+_BRITISH_AMERICAN = tuple(
+    (re.compile(pattern), repl)
+    for pattern, repl in (
+        (r"(?<=[a-z]{3})is(e|es|ed|ing|ation|ations|er|ers)$", r"iz\1"),
+        (r"(?<=[a-z]{2})ys(e|es|ed|ing)$", r"yz\1"),
+        (r"(?<=[a-z]{2}[^t])our(s|ed|ing|ite|ites|able|er|ers|ful)?$", r"or\1"),
+        (r"(?<=[a-z]{2})tre(s|d)?$", r"ter\1"),
+        (r"(?<=[a-z]{2})ell(ed|ing|er|ers)$", r"el\1"),
+        (r"(?<=[a-z]{2})ogue(s)?$", r"og\1"),
+        (r"(?<=[a-z]{2}[fc])ence(s)?$", r"ense\1"),
+    )
+)
+
+
+@lru_cache(maxsize=65536)
+def american(key: str) -> str:
+    """Crude but symmetric: both sides are mapped, so "organisers" meets "organizers", "colour" meets "color"."""
+    for pattern, repl in _BRITISH_AMERICAN:
+        key = pattern.sub(repl, key)
+    return key
+
+
 def equivalent(a: str, b: str) -> bool:
-    """Same word for the checker: equal keys, or equal once an apostrophe OCR dropped is put back."""
+    """Same word for the checker: equal keys, British/American spellings, or an apostrophe OCR dropped."""
     if a == b:
         return True
+    if a.isalpha() and b.isalpha():
+        return american(a) == american(b)
     if ("'" in a) == ("'" in b):
         return False
     plain_a, plain_b = a.replace("'", ""), b.replace("'", "")

@@ -22,6 +22,12 @@ _SPLITTERS = re.compile(r"[\s\-‐‑‒–—―/]+")
 _EDGE_PUNCT = "\"“”«»()[]{}<>.,;:!?…*_#|~^=+'"
 _WORD = re.compile(r"^[a-z0-9']+$")
 _NUMERIC_PIECE = re.compile(r"^[,.]\d")
+# "$5" is said "five dollars": the symbol becomes the word after the number on both sides.
+_CURRENCIES = {"$": "dollars", "£": "pounds", "€": "euros", "¥": "yen"}
+
+
+def _currency_symbol(chunk: str) -> str:
+    return next((ch for ch in chunk if ch in _CURRENCIES), "$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +73,9 @@ def _chunk_pieces(chunk: str, sentence_initial: bool, start: float, end: float, 
         return []
     cap = core[0].isupper()
     out: list[_Piece] = []
-    dollars = core.startswith("$")
+    currency = _CURRENCIES.get(core[0])
     percent = core.endswith("%")
-    core = core.strip("$%").strip(_EDGE_PUNCT)
+    core = core.strip("$£€¥%").strip(_EDGE_PUNCT)
     if not core:
         return []
     dk = digit_key(core.lower())
@@ -83,8 +89,8 @@ def _chunk_pieces(chunk: str, sentence_initial: bool, start: float, end: float, 
         if not key:
             return []
         out.append(_Piece(key, core, start, end, conf, False, cap, sentence_initial))
-    if dollars:
-        out.append(_Piece("dollars", "$", start, end, conf, False, False, False))
+    if currency:
+        out.append(_Piece(currency, _currency_symbol(chunk), start, end, conf, False, False, False))
     if percent:
         out.append(_Piece("percent", "%", start, end, conf, False, False, False))
     return out
@@ -106,7 +112,7 @@ def _merge_numbers(pieces: list[_Piece]) -> list[_Piece]:
                 continue
         if p.number and not p.key[-1:].isalpha():
             # "$3.5 million": the "$" piece sits between the number and its scale word.
-            dollar = i + 1 < len(pieces) and pieces[i + 1].raw == "$"
+            dollar = i + 1 < len(pieces) and pieces[i + 1].raw in _CURRENCIES
             j = i + 2 if dollar else i + 1
             scale = scale_value(pieces[j].key) if j < len(pieces) else None
             if scale is not None:
@@ -178,7 +184,7 @@ def join_whisper_pieces(words: Sequence[TimedWord]) -> list[tuple[str, float, fl
             glue = (
                 (_NUMERIC_PIECE.match(text) and prev[-1:].isdigit())
                 or (text in {"%", "%.", "%,"} and prev[-1:].isdigit())
-                or prev == "$"
+                or prev in _CURRENCIES
             )
             if glue:
                 out[-1] = (prev + text, p_start, max(p_end, w.end_s), min(p_conf, w.confidence))
