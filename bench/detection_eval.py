@@ -12,7 +12,8 @@ probability P, as RapidOCR does). ``engines`` runs the OCR and ASR stages on the
 ``.cache/eval/``.
 
 A finding counts as a hit when its time overlaps the typo's caption (±0.5 s) and its word is the typo's displayed
-word (case and punctuation aside; containment allowed, since glued OCR text may yield a longer word). The baseline
+word (case and punctuation aside; containment allowed, since glued OCR text may yield a longer word, and a
+similarity of 0.75 for words of 4+ letters, since OCR may misread the typo word itself). The baseline
 spell-checks the same OCR text with wordfreq alone — the dictionary segments glued words, no speech is used.
 """
 
@@ -27,6 +28,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rapidfuzz.distance import Levenshtein
 
 from captionqc.crosscheck.checker import CheckerConfig, check_captions, warm_up
 from captionqc.crosscheck.checker.lexicon import zipf
@@ -92,7 +95,10 @@ def _same_word(found: str, displayed: str) -> bool:
     a, b = _norm(found), _norm(displayed)
     if not a or not b:
         return False
-    return a == b or (len(a) >= 2 and len(b) >= 2 and (a in b or b in a))
+    if a == b or (len(a) >= 2 and len(b) >= 2 and (a in b or b in a)):
+        return True
+    # OCR may misread the typo word itself ("lnogest" read as "Inogest"): the finding still points at it.
+    return len(a) >= 4 and Levenshtein.normalized_similarity(a, b) >= 0.75
 
 
 def load_truth(path: Path) -> dict[str, object]:

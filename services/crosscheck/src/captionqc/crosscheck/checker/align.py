@@ -19,6 +19,7 @@ from rapidfuzz.distance import Levenshtein
 from captionqc.crosscheck.checker.normalize import Token
 
 GAP_COST = 1.0
+_OFFSET_VOTE_MARGIN = 0.05
 _JOIN_COST = 0.05
 _INF = float("inf")
 
@@ -154,11 +155,13 @@ def estimate_offset(
         off = k * step_s
         score = sum(1 for s, e, hits in candidates for m in hits if s + off <= m <= e + off)
         scores.append((off, score))
-    best = max(score for _, score in scores)
-    # The best score usually holds on a plateau: take the middle of the plateau nearest to zero.
+    # Move off zero only when clearly better: OCR segment times are loose by a second or more (change detection
+    # lags), which makes the vote flat; a real offset wins by far more than this margin.
+    best = max(score for _, score in scores) * (1.0 - _OFFSET_VOTE_MARGIN)
+    # The good scores form plateaus: take the middle of the plateau nearest to zero.
     runs: list[list[float]] = []
     for off, score in scores:
-        if score == best:
+        if score >= best:
             if runs and abs(runs[-1][-1] + step_s - off) < step_s / 2:
                 runs[-1].append(off)
             else:

@@ -23,7 +23,7 @@ class CheckerConfig:
     real_word_zipf: float = 3.0
     # Omissions: a run of caption words not heard (or speech not shown) is reported from this many words on;
     # shorter runs are mostly ASR deletions/insertions of small words.
-    min_omission_words: int = 3
+    min_omission_words: int = 4
     # Spoken words below this ASR confidence are too uncertain to accuse a caption of leaving them out.
     min_asr_confidence_for_omission: float = 0.5
 

@@ -22,6 +22,9 @@ _SPLITTERS = re.compile(r"[\s\-‐‑‒–—―/]+")
 _EDGE_PUNCT = "\"“”«»()[]{}<>.,;:!?…*_#|~^=+'"
 _WORD = re.compile(r"^[a-z0-9']+$")
 _NUMERIC_PIECE = re.compile(r"^[,.]\d")
+_HAS_DIGIT = re.compile(r"\d")
+_LETTER_DIGIT_RUNS = re.compile(r"[^\W\d_]+|[\d][\d,.]*\d|\d")
+_ORDINAL_END = re.compile(r"^[\d,]+(st|nd|rd|th|s)$", re.IGNORECASE)
 # "$5" is said "five dollars": the symbol becomes the word after the number on both sides.
 _CURRENCIES = {"$": "dollars", "£": "pounds", "€": "euros", "¥": "yen"}
 
@@ -161,7 +164,14 @@ def tokenise_caption(
         if not chunk:
             continue
         core = chunk.strip(_EDGE_PUNCT)
-        parts = split(core) if split is not None and core.replace("'", "").isalpha() else [chunk]
+        parts = [chunk]
+        if split is not None:
+            # Glued text may run into a number ("summerof2027"): letters and digits are split apart first.
+            runs = _LETTER_DIGIT_RUNS.findall(core) if _HAS_DIGIT.search(core) else [core]
+            if len(runs) > 1 and all(len(r) >= 2 or r.isdigit() for r in runs) and not _ORDINAL_END.match(core):
+                parts = [p for r in runs for p in (split(r) if r.replace("'", "").isalpha() else [r])]
+            elif core.replace("'", "").isalpha():
+                parts = split(core)
         for j, part in enumerate(parts):
             pieces.extend(_chunk_pieces(part, initial and j == 0, start_s, end_s, confidence))
         initial = chunk.rstrip("\"'”)").endswith((".", "!", "?", ":"))

@@ -57,13 +57,14 @@ def _asr_factor(conf: float) -> float:
 
 
 _FUNCTION_WORD_ZIPF = 6.0
-_INFLECTIONS = ("s", "es", "d", "ed", "ing", "er", "ers", "ly", "'s")
+_INFLECTIONS = ("s", "es", "ed", "ing", "er", "ers", "ly", "'s")
 
 
 def _inflection_pair(a: str, b: str) -> bool:
     """One word is the other plus an inflectional ending: a classic ASR slip, rarely a caption typo."""
     short, long_ = sorted((american(a), american(b)), key=len)
-    return any(long_ == short + suffix for suffix in _INFLECTIONS)
+    # "close"/"closed" but not "win"/"wind": a bare "d" is an ending only after an "e".
+    return any(long_ == short + suffix for suffix in _INFLECTIONS) or (short.endswith("e") and long_ == short + "d")
 
 
 def _looks_inflected(key: str) -> bool:
@@ -305,4 +306,23 @@ def score_alignment(
                 out.append(cand)
     flush_unheard()
     flush_unshown()
-    return out
+    return _cancel_displaced_omissions(out)
+
+
+_DISPLACED_WITHIN_S = 5.0
+
+
+def _cancel_displaced_omissions(cands: list[Candidate]) -> list[Candidate]:
+    """Words "not spoken" in one caption and "not captioned" a moment away are the same words, misplaced in time
+    (OCR segment times can lag the screen by seconds): neither is an omission."""
+    unheard = [c for c in cands if c.kind is CheckKind.CAPTION_NOT_SPOKEN]
+    unshown = [c for c in cands if c.kind is CheckKind.SPEECH_NOT_CAPTIONED]
+    dropped: set[int] = set()
+    for a in unheard:
+        words_a = set(a.word.lower().split())
+        for b in unshown:
+            words_b = set((b.suggestion or "").lower().split())
+            near = abs(a.start_s - b.start_s) <= _DISPLACED_WITHIN_S or abs(a.end_s - b.end_s) <= _DISPLACED_WITHIN_S
+            if near and len(words_a & words_b) >= 0.5 * min(len(words_a), len(words_b)):
+                dropped.update((id(a), id(b)))
+    return [c for c in cands if id(c) not in dropped]
