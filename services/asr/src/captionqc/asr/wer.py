@@ -1,0 +1,82 @@
+"""Word error rate between a reference and a transcript, normalised the same way on both sides.
+
+Used to score the engines against the sample clips' ground truth. Normalising is deliberately even-handed:
+case, punctuation and apostrophes are dropped and numbers are spelled out on both sides, so "$80,000" (Whisper),
+"eighty thousand dollars" (pocketsphinx) and "80,000 dollars" (the script) all compare equal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rapidfuzz.distance import Levenshtein
+
+_ONES = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+]  # fmt: skip
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_SCALES = ((1_000_000_000, "billion"), (1_000_000, "million"), (1_000, "thousand"))
+_ORDINAL_SUFFIX = re.compile(r"^(\d+)(st|nd|rd|th)$")
+_NUMBER = re.compile(r"^\d+(?:,\d{3})*(?:\.\d+)?$")
+_CURRENCY = {"$": "dollars", "£": "pounds", "€": "euros"}
+
+
+def int_to_words(n: int) -> list[str]:
+    """English words for a non-negative integer: 80000 → ["eighty", "thousand"]."""
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return [_TENS[tens]] + ([_ONES[ones]] if ones else [])
+    if n < 1000:
+        hundreds, rest = divmod(n, 100)
+        return [_ONES[hundreds], "hundred"] + (int_to_words(rest) if rest else [])
+    for value, name in _SCALES:
+        if n >= value:
+            high, rest = divmod(n, value)
+            return [*int_to_words(high), name] + (int_to_words(rest) if rest else [])
+    raise AssertionError("unreachable")
+
+
+def _number_words(text: str) -> list[str]:
+    whole, _, fraction = text.replace(",", "").partition(".")
+    words = int_to_words(int(whole))
+    if fraction:
+        words += ["point", *(_ONES[int(d)] for d in fraction)]
+    return words
+
+
+def normalise_words(text: str) -> list[str]:
+    """Lower-case word tokens with punctuation removed and numbers spelled out."""
+    out: list[str] = []
+    for raw in text.replace("-", " ").replace("—", " ").split():
+        token = raw.lower().strip(".,;:!?\"“”()[]{}…'’")
+        unit = None
+        if token and token[0] in _CURRENCY:
+            unit, token = _CURRENCY[token[0]], token[1:]
+        percent = token.endswith("%")
+        token = token.rstrip("%")
+        if _NUMBER.match(token):
+            out += _number_words(token)
+        elif match := _ORDINAL_SUFFIX.match(token):
+            out += int_to_words(int(match.group(1)))  # close enough for scoring: "4th" ~ "four"
+        else:
+            token = re.sub(r"[^\w]", "", token)
+            if token:
+                out.append(token)
+        if percent:
+            out.append("percent")
+        if unit:
+            out.append(unit)
+    return out
+
+
+def word_error_rate(reference: Iterable[str] | str, hypothesis: Iterable[str] | str) -> float:
+    """(substitutions + deletions + insertions) / reference words, after normalising both sides."""
+    ref = normalise_words(reference if isinstance(reference, str) else " ".join(reference))
+    hyp = normalise_words(hypothesis if isinstance(hypothesis, str) else " ".join(hypothesis))
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return Levenshtein.distance(ref, hyp) / len(ref)
