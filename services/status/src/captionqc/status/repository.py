@@ -1,0 +1,416 @@
+"""SQL of the status service. Every function takes the caller's session; none commits."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from captionqc.schemas import CaptionSegment, CheckKind, FailureReason, Severity, Stage, TypoFinding
+from captionqc.schemas.status_api import CaptionsState, JobState, StageState
+from captionqc.status.projection import DeadLetter, JobRecord, StageRecord, TimelineRow
+from captionqc.status.tables import (
+    caption_segments,
+    dead_letters,
+    findings,
+    inbox,
+    jobs,
+    timeline,
+    webhook_deliveries,
+)
+
+CONSUMER = "status"
+_OPEN_STATES = (JobState.ACCEPTED.value, JobState.RUNNING.value)
+_DONE_STAGES = (StageState.COMPLETED.value, StageState.FAILED.value)
+_STAGE_FIELDS = (
+    "state",
+    "progress",
+    "message",
+    "first_seen_at",
+    "completed_at",
+    "seconds",
+    "processing_s",
+    "last_event_at",
+)
+
+
+class InvalidCursor(ValueError):
+    """A page cursor this service did not hand out."""
+
+
+# -- job rows ↔ records ------------------------------------------------------------------------------------------
+def record_from_row(row: Row[Any] | Any) -> JobRecord:
+    m = row._mapping
+    stages = {}
+    for stage in Stage:
+        values = {f: m[f"{stage.value}_{f}"] for f in _STAGE_FIELDS}
+        values["state"] = StageState(values["state"])
+        stages[stage] = StageRecord(**values)
+    return JobRecord(
+        job_id=m["job_id"],
+        tenant=m["tenant"],
+        state=JobState(m["state"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        first_seen_at=m["first_seen_at"],
+        requested=m["requested"],
+        media_uri=m["media_uri"],
+        language=m["language"],
+        callback_url=m["callback_url"],
+        trace_id=m["trace_id"],
+        requested_at=m["requested_at"],
+        completed_at=m["completed_at"],
+        failure_reason=FailureReason(m["failure_reason"]) if m["failure_reason"] else None,
+        failure_message=m["failure_message"],
+        failure_stage=Stage(m["failure_stage"]) if m["failure_stage"] else None,
+        finding_counts=dict(m["finding_counts"] or {}),
+        findings_total=m["findings_total"],
+        captions_state=CaptionsState(m["captions_state"]),
+        captions_note=m["captions_note"],
+        stages=stages,
+    )
+
+
+def row_from_record(job: JobRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "job_id": job.job_id,
+        "tenant": job.tenant,
+        "state": job.state.value,
+        "requested": job.requested,
+        "media_uri": job.media_uri,
+        "language": job.language,
+        "callback_url": job.callback_url,
+        "trace_id": job.trace_id,
+        "requested_at": job.requested_at,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "first_seen_at": job.first_seen_at,
+        "completed_at": job.completed_at,
+        "failure_reason": job.failure_reason.value if job.failure_reason else None,
+        "failure_message": job.failure_message,
+        "failure_stage": job.failure_stage.value if job.failure_stage else None,
+        "finding_counts": job.finding_counts,
+        "findings_total": job.findings_total,
+        "captions_state": job.captions_state.value,
+        "captions_note": job.captions_note,
+    }
+    for stage, record in job.stages.items():
+        for f in _STAGE_FIELDS:
+            value = getattr(record, f)
+            row[f"{stage.value}_{f}"] = value.value if isinstance(value, StageState) else value
+    return row
+
+
+# -- projection writes -------------------------------------------------------------------------------------------
+async def claim_events(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+    """Record the ids in the inbox; return those not seen before (the rest are redeliveries)."""
+    if not event_ids:
+        return set()
+    stmt = (
+        pg_insert(inbox)
+        .values([{"consumer": CONSUMER, "event_id": e} for e in sorted(set(event_ids))])
+        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .returning(inbox.c.event_id)
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
+async def lock_jobs(session: AsyncSession, placeholders: Iterable[JobRecord]) -> dict[str, JobRecord]:
+    """Create the rows that do not exist yet, then lock all of them (in job id order, so batches cannot deadlock)."""
+    rows = sorted((row_from_record(p) for p in placeholders), key=lambda r: r["job_id"])
+    if not rows:
+        return {}
+    await session.execute(pg_insert(jobs).values(rows).on_conflict_do_nothing(index_elements=["job_id"]))
+    ids = [r["job_id"] for r in rows]
+    result = await session.execute(select(jobs).where(jobs.c.job_id.in_(ids)).order_by(jobs.c.job_id).with_for_update())
+    return {r.job_id: record_from_row(r) for r in result}
+
+
+async def lock_job(session: AsyncSession, job_id: str) -> JobRecord | None:
+    row = (await session.execute(select(jobs).where(jobs.c.job_id == job_id).with_for_update())).first()
+    return record_from_row(row) if row else None
+
+
+async def save_jobs(session: AsyncSession, records: Iterable[JobRecord]) -> None:
+    rows = sorted((row_from_record(r) for r in records), key=lambda r: r["job_id"])
+    if not rows:
+        return
+    stmt = pg_insert(jobs).values(rows)
+    columns = [c.name for c in jobs.columns if c.name != "job_id"]
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["job_id"], set_={c: stmt.excluded[c] for c in columns})
+    )
+
+
+async def add_timeline(session: AsyncSession, rows: Sequence[TimelineRow]) -> None:
+    if not rows:
+        return
+    values = [{**r.__dict__, "stage": r.stage.value if r.stage else None} for r in rows]
+    await session.execute(pg_insert(timeline).values(values).on_conflict_do_nothing(index_elements=["event_id"]))
+
+
+async def add_findings(session: AsyncSession, job_id: str, items: Sequence[TypoFinding]) -> None:
+    if not items:
+        return
+    values = [
+        {
+            "job_id": job_id,
+            "finding_id": f.id,
+            "position": i,
+            "start_s": f.start_s,
+            "end_s": f.end_s,
+            "caption_text": f.caption_text,
+            "word": f.word,
+            "suggestion": f.suggestion,
+            "kind": f.kind.value,
+            "confidence": f.confidence,
+            "severity": f.severity.value,
+            "evidence": f.evidence,
+        }
+        for i, f in enumerate(items)
+    ]
+    await session.execute(
+        pg_insert(findings).values(values).on_conflict_do_nothing(index_elements=["job_id", "finding_id"])
+    )
+
+
+async def replace_captions(session: AsyncSession, job_id: str, segments: Sequence[CaptionSegment]) -> None:
+    await session.execute(delete(caption_segments).where(caption_segments.c.job_id == job_id))
+    if segments:
+        await session.execute(
+            caption_segments.insert(),
+            [
+                {
+                    "job_id": job_id,
+                    "position": i,
+                    "start_s": s.start_s,
+                    "end_s": s.end_s,
+                    "text": s.text,
+                    "confidence": s.confidence,
+                }
+                for i, s in enumerate(segments)
+            ],
+        )
+
+
+async def record_dead_letter(session: AsyncSession, letter: DeadLetter, received_at: datetime) -> bool:
+    """Keep the dead letter; False if this exact message was already recorded (a redelivery)."""
+    stmt = (
+        pg_insert(dead_letters)
+        .values(
+            fingerprint=letter.fingerprint,
+            job_id=letter.job_id,
+            event_id=letter.event_id[:200] if letter.event_id else None,
+            event_type=letter.event_type[:200] if letter.event_type else None,
+            reason=letter.reason,
+            message=letter.message,
+            source_subscription=letter.source_subscription[:500] if letter.source_subscription else None,
+            attributes=letter.attributes,
+            received_at=received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["fingerprint"])
+        .returning(dead_letters.c.fingerprint)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def queue_webhooks(session: AsyncSession, records: Iterable[JobRecord], now: datetime) -> int:
+    """One delivery row per finished job with a callback; the primary key makes a second one impossible."""
+    values = [
+        {"job_id": r.job_id, "tenant": r.tenant, "url": r.callback_url, "created_at": now}
+        for r in records
+        if r.terminal and r.callback_url
+    ]
+    if not values:
+        return 0
+    result = await session.execute(
+        pg_insert(webhook_deliveries)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["job_id"])
+        .returning(webhook_deliveries.c.job_id)
+    )
+    return len(result.all())
+
+
+# -- deadline sweeper ------------------------------------------------------------------------------------------
+async def lock_overdue_jobs(session: AsyncSession, cutoff: datetime, limit: int) -> list[JobRecord]:
+    """Open jobs with a stage silent since before ``cutoff``; rows another replica holds are skipped."""
+
+    def waiting(stage: str) -> Any:
+        c = jobs.c
+        return and_(
+            c[f"{stage}_state"].not_in(_DONE_STAGES),
+            func.coalesce(c[f"{stage}_last_event_at"], c.first_seen_at) < cutoff,
+        )
+
+    c = jobs.c
+    crosscheck_waiting = and_(
+        c.ocr_state == StageState.COMPLETED.value,
+        c.asr_state == StageState.COMPLETED.value,
+        c.crosscheck_state.not_in(_DONE_STAGES),
+        func.coalesce(c.crosscheck_last_event_at, func.greatest(c.ocr_last_event_at, c.asr_last_event_at)) < cutoff,
+    )
+    stmt = (
+        select(jobs)
+        .where(c.state.in_(_OPEN_STATES), or_(waiting("ocr"), waiting("asr"), crosscheck_waiting))
+        .order_by(c.first_seen_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [record_from_row(r) for r in await session.execute(stmt)]
+
+
+# -- webhook deliveries ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Delivery:
+    job_id: str
+    tenant: str
+    url: str
+    attempts: int
+
+
+async def lease_deliveries(session: AsyncSession, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
+    """Take pending deliveries nobody holds (or whose holder's lease ran out) for ``lease``."""
+    d = webhook_deliveries.c
+    picked = (
+        select(d.job_id)
+        .where(d.state == "pending", or_(d.leased_until.is_(None), d.leased_until < now))
+        .order_by(d.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await session.execute(
+        update(webhook_deliveries)
+        .where(d.job_id.in_(picked))
+        .values(leased_until=now + lease)
+        .returning(d.job_id, d.tenant, d.url, d.attempts)
+    )
+    return [Delivery(r.job_id, r.tenant, r.url, r.attempts) for r in result]
+
+
+async def finish_delivery(
+    session: AsyncSession, job_id: str, *, state: str, attempts: int, last_status: int | None, last_error: str | None,
+    now: datetime,
+) -> None:  # fmt: skip
+    await session.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.job_id == job_id)
+        .values(
+            state=state,
+            attempts=attempts,
+            last_status=last_status,
+            last_error=last_error[:1000] if last_error else None,
+            leased_until=None,
+            delivered_at=now if state == "delivered" else None,
+        )
+    )
+
+
+async def delivery_state(session: AsyncSession, job_id: str) -> Row[Any] | None:
+    return (await session.execute(select(webhook_deliveries).where(webhook_deliveries.c.job_id == job_id))).first()
+
+
+# -- queries -----------------------------------------------------------------------------------------------------
+async def get_job(session: AsyncSession, tenant: str, job_id: str) -> JobRecord | None:
+    row = (await session.execute(select(jobs).where(jobs.c.job_id == job_id, jobs.c.tenant == tenant))).first()
+    return record_from_row(row) if row else None
+
+
+async def get_job_any_tenant(session: AsyncSession, job_id: str) -> JobRecord | None:
+    row = (await session.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
+    return record_from_row(row) if row else None
+
+
+def encode_cursor(created_at: datetime, job_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("the cursor is not one this API returned") from exc
+
+
+async def list_jobs(
+    session: AsyncSession,
+    tenant: str,
+    *,
+    states: Sequence[JobState],
+    created_after: datetime | None,
+    created_before: datetime | None,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> tuple[list[JobRecord], tuple[datetime, str] | None]:
+    """A tenant's jobs newest first (keyset pagination on created_at, job_id); the next cursor if there is more."""
+    c = jobs.c
+    stmt = select(jobs).where(c.tenant == tenant)
+    if states:
+        stmt = stmt.where(c.state.in_([s.value for s in states]))
+    if created_after is not None:
+        stmt = stmt.where(c.created_at >= created_after)
+    if created_before is not None:
+        stmt = stmt.where(c.created_at < created_before)
+    if cursor is not None:
+        stmt = stmt.where(tuple_(c.created_at, c.job_id) < tuple_(literal(cursor[0]), literal(cursor[1])))
+    stmt = stmt.order_by(c.created_at.desc(), c.job_id.desc()).limit(limit + 1)
+    records = [record_from_row(r) for r in await session.execute(stmt)]
+    if len(records) > limit:
+        last = records[limit - 1]
+        return records[:limit], (last.created_at, last.job_id)
+    return records, None
+
+
+async def job_findings(session: AsyncSession, job_id: str) -> list[TypoFinding]:
+    rows = await session.execute(select(findings).where(findings.c.job_id == job_id).order_by(findings.c.position))
+    return [
+        TypoFinding(
+            id=r.finding_id,
+            start_s=r.start_s,
+            end_s=r.end_s,
+            caption_text=r.caption_text,
+            word=r.word,
+            suggestion=r.suggestion,
+            kind=CheckKind(r.kind),
+            confidence=r.confidence,
+            severity=Severity(r.severity),
+            evidence=dict(r.evidence or {}),
+        )
+        for r in rows
+    ]
+
+
+async def job_captions(session: AsyncSession, job_id: str) -> list[CaptionSegment]:
+    rows = await session.execute(
+        select(caption_segments).where(caption_segments.c.job_id == job_id).order_by(caption_segments.c.position)
+    )
+    return [CaptionSegment(start_s=r.start_s, end_s=r.end_s, text=r.text, confidence=r.confidence) for r in rows]
+
+
+async def job_timeline(session: AsyncSession, job_id: str) -> list[TimelineRow]:
+    rows = await session.execute(
+        select(timeline).where(timeline.c.job_id == job_id).order_by(timeline.c.time, timeline.c.seq)
+    )
+    return [
+        TimelineRow(
+            event_id=r.event_id,
+            job_id=r.job_id,
+            type=r.type,
+            time=r.time,
+            received_at=r.received_at,
+            source=r.source,
+            stage=Stage(r.stage) if r.stage else None,
+            summary=r.summary,
+        )
+        for r in rows
+    ]

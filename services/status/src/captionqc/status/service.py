@@ -1,0 +1,233 @@
+"""The status service layer: project events into the read model, sweep deadlines, answer queries.
+
+Each public coroutine is one unit of work (one transaction). Events are projected in batches: the job rows of a
+batch are locked once, the projector runs over them in arrival order, and everything is written back with a
+handful of statements — so a burst of progress ticks costs a few round trips, not a few per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from captionqc.runtime.db import unit_of_work
+from captionqc.schemas import CaptionSegment, CloudEvent, TypoFinding
+from captionqc.schemas.status_api import JobState
+from captionqc.status import repository as repo
+from captionqc.status.projection import (
+    DeadLetter,
+    FetchedCaptions,
+    JobRecord,
+    TimelineRow,
+    expire_job,
+    new_job,
+    new_job_for_event,
+    project_dead_letter,
+    project_event,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An event to project, with the captions fetched for it when it is a claim-checked ``ocr.completed``."""
+
+    event: CloudEvent[Any]
+    captions: FetchedCaptions | None = None
+
+
+class JobChanges:
+    """In-process notification that jobs changed, so a stream wakes at once instead of at its next poll.
+
+    Other replicas' changes are not seen here; streams poll the database as well.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    @contextmanager
+    def watch(self, job_id: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._waiters.setdefault(job_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[job_id]
+
+    def notify(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            for event in self._waiters.get(job_id, ()):
+                event.set()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StatusService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        changes: JobChanges | None = None,
+        on_webhook_queued: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.sessions = sessions
+        self.changes = changes or JobChanges()
+        self._on_webhook_queued = on_webhook_queued
+        self._clock = clock
+
+    # -- projection ----------------------------------------------------------------------------------------------
+    async def project(self, items: Sequence[Incoming]) -> None:
+        """Project a batch of events in one transaction; redeliveries (by event id) are skipped."""
+        received_at = self._clock()
+        async with unit_of_work(self.sessions) as session:
+            claimed = await repo.claim_events(session, [i.event.id for i in items])
+            fresh: list[Incoming] = []
+            for item in items:
+                if item.event.id in claimed:
+                    claimed.discard(item.event.id)  # the same id twice in one batch is still one event
+                    fresh.append(item)
+            if not fresh:
+                return
+            placeholders: dict[str, JobRecord] = {}
+            for item in fresh:
+                placeholders.setdefault(item.event.data.job_id, new_job_for_event(item.event, received_at))
+            records = await repo.lock_jobs(session, placeholders.values())
+            timeline: list[TimelineRow] = []
+            findings: dict[str, list[TypoFinding]] = {}
+            captions: dict[str, list[CaptionSegment]] = {}
+            for item in fresh:
+                job = records[item.event.data.job_id]
+                out = project_event(job, item.event, received_at=received_at, captions=item.captions)
+                timeline.append(out.timeline)
+                if out.findings:
+                    findings.setdefault(job.job_id, []).extend(out.findings)
+                if out.segments is not None:
+                    captions[job.job_id] = out.segments
+            await repo.save_jobs(session, records.values())
+            await repo.add_timeline(session, timeline)
+            for job_id, items_ in findings.items():
+                await repo.add_findings(session, job_id, items_)
+            for job_id, segments in captions.items():
+                await repo.replace_captions(session, job_id, segments)
+            queued = await repo.queue_webhooks(session, records.values(), received_at)
+        self._after_commit(list(records), queued)
+
+    async def project_dead_letter(self, letter: DeadLetter) -> bool:
+        """Record a dead letter and fail its job (when it names one we can find or create); False if a repeat."""
+        received_at = self._clock()
+        async with unit_of_work(self.sessions) as session:
+            if not await repo.record_dead_letter(session, letter, received_at):
+                return False
+            if letter.job_id is None:
+                log.warning("dead letter names no job", extra={"reason": letter.reason})
+                return True
+            job: JobRecord | None
+            if letter.tenant is not None:
+                placeholder = new_job(
+                    letter.job_id, letter.tenant, event_time=received_at, received_at=received_at, trace_id=None
+                )
+                job = (await repo.lock_jobs(session, [placeholder]))[letter.job_id]
+            else:
+                job = await repo.lock_job(session, letter.job_id)
+            if job is None:
+                log.warning("dead letter for an unknown job of unknown tenant", extra={"job_id": letter.job_id})
+                return True
+            out = project_dead_letter(job, letter, received_at=received_at)
+            await repo.save_jobs(session, [job])
+            await repo.add_timeline(session, [out.timeline])
+            queued = await repo.queue_webhooks(session, [job], received_at)
+        self._after_commit([letter.job_id], queued)
+        return True
+
+    async def sweep_deadlines(self, *, deadline_s: float, limit: int) -> list[str]:
+        """Fail open jobs whose stages stayed silent past the deadline; returns their ids."""
+        now = self._clock()
+        cutoff = now - timedelta(seconds=deadline_s)
+        expired: list[JobRecord] = []
+        async with unit_of_work(self.sessions) as session:
+            candidates = await repo.lock_overdue_jobs(session, cutoff, limit)
+            timeline = []
+            for job in candidates:
+                out = expire_job(job, now=now, deadline_s=deadline_s)
+                if out is not None:
+                    expired.append(job)
+                    timeline.append(out.timeline)
+            await repo.save_jobs(session, expired)
+            await repo.add_timeline(session, timeline)
+            queued = await repo.queue_webhooks(session, expired, now)
+        ids = [j.job_id for j in expired]
+        for job in expired:
+            log.warning("job failed: %s", job.failure_message, extra={"job_id": job.job_id, "reason": "result_missing"})
+        self._after_commit(ids, queued)
+        return ids
+
+    def _after_commit(self, job_ids: Sequence[str], webhooks_queued: int) -> None:
+        self.changes.notify(job_ids)
+        if webhooks_queued and self._on_webhook_queued is not None:
+            self._on_webhook_queued()
+
+    # -- queries -----------------------------------------------------------------------------------------------
+    async def get_job(self, tenant: str, job_id: str) -> JobRecord | None:
+        async with self.sessions() as session:
+            return await repo.get_job(session, tenant, job_id)
+
+    async def list_jobs(
+        self,
+        tenant: str,
+        *,
+        states: Sequence[JobState],
+        created_after: datetime | None,
+        created_before: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[JobRecord], str | None]:
+        position = repo.decode_cursor(cursor) if cursor else None
+        async with self.sessions() as session:
+            records, last = await repo.list_jobs(
+                session,
+                tenant,
+                states=states,
+                created_after=created_after,
+                created_before=created_before,
+                cursor=position,
+                limit=limit,
+            )
+        return records, repo.encode_cursor(*last) if last else None
+
+    async def findings(self, tenant: str, job_id: str) -> tuple[JobRecord, list[TypoFinding]] | None:
+        async with self.sessions() as session:
+            job = await repo.get_job(session, tenant, job_id)
+            if job is None:
+                return None
+            return job, await repo.job_findings(session, job_id)
+
+    async def findings_and_captions(
+        self, tenant: str, job_id: str
+    ) -> tuple[JobRecord, list[TypoFinding], list[CaptionSegment]] | None:
+        async with self.sessions() as session:
+            job = await repo.get_job(session, tenant, job_id)
+            if job is None:
+                return None
+            return job, await repo.job_findings(session, job_id), await repo.job_captions(session, job_id)
+
+    async def timeline(self, tenant: str, job_id: str) -> list[TimelineRow] | None:
+        async with self.sessions() as session:
+            job = await repo.get_job(session, tenant, job_id)
+            if job is None:
+                return None
+            return await repo.job_timeline(session, job_id)

@@ -1,0 +1,93 @@
+"""Settings of the status service (env prefix ``CAPTIONQC_STATUS_``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from captionqc.runtime.settings import Environment, ServiceSettings
+
+
+class StatusSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CAPTIONQC_STATUS_", extra="ignore", frozen=True)
+
+    service_name: str = "status"
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8084
+
+    # -- consuming -------------------------------------------------------------------------------------------
+    max_messages_per_subscription: Annotated[int, Field(ge=1, le=1000)] = 64
+    # Events arriving together are projected in one transaction (group commit): at most this many, waiting at
+    # most this long for company. Each message is still acked only after its own batch has committed.
+    projection_batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
+    projection_batch_wait_s: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    results_uri: str | None = Field(
+        default="var/results",
+        description="Where claim-checked OCR results live (a folder or gs://bucket/prefix); unset → captions of "
+        "claim-checked results are recorded as unavailable.",
+    )
+
+    # -- deadline sweeper ------------------------------------------------------------------------------------
+    stage_deadline_s: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 900.0
+    sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    sweep_batch: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+    # -- query API ---------------------------------------------------------------------------------------------
+    stream_poll_interval_s: Annotated[float, Field(gt=0, le=30)] = 0.5
+    stream_max_s: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600.0
+    stream_heartbeat_s: Annotated[float, Field(gt=0, le=300)] = 15.0
+
+    # -- webhooks ----------------------------------------------------------------------------------------------
+    webhook_secrets: SecretStr = Field(
+        default=SecretStr("{}"), description='JSON object tenant → signing secret, e.g. {"acme": "…"}.'
+    )
+    webhook_default_secret: SecretStr = Field(
+        default=SecretStr("local-dev-secret"), description="Signing secret of tenants not in webhook_secrets."
+    )
+    callback_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts webhooks may be sent to; '*' allows any host that resolves to public addresses only.",
+    )
+    callback_allow_private_hosts: bool = Field(
+        default=False,
+        description="Allow plain http:// and loopback/private addresses for webhooks (tests only; refused in "
+        "production).",
+    )
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    webhook_backoff_initial_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    webhook_backoff_max_s: Annotated[float, Field(ge=0, le=600)] = 30.0
+    webhook_poll_interval_s: Annotated[float, Field(gt=0, le=300)] = 2.0
+    # A sender that claimed a delivery and died is replaced after this long (at-least-once, not exactly-once).
+    webhook_lease_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _secrets_are_a_json_map(cls, value: SecretStr) -> SecretStr:
+        parsed = json.loads(value.get_secret_value() or "{}")
+        if not isinstance(parsed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in parsed.items()
+        ):
+            raise ValueError("webhook_secrets must be a JSON object of tenant → non-empty secret")
+        return value
+
+    @model_validator(mode="after")
+    def _no_private_callbacks_in_production(self) -> StatusSettings:
+        if self.environment is Environment.PRODUCTION and self.callback_allow_private_hosts:
+            raise ValueError("refusing to start in production with callback_allow_private_hosts=true")
+        return self
+
+    def secrets_to_check(self) -> dict[str, SecretStr | None]:
+        tenants = json.loads(self.webhook_secrets.get_secret_value() or "{}")
+        return {
+            "webhook_default_secret": self.webhook_default_secret,
+            **{f"webhook_secrets[{tenant}]": SecretStr(secret) for tenant, secret in tenants.items()},
+        }
+
+    def webhook_secret_for(self, tenant: str) -> bytes:
+        tenants: dict[str, str] = json.loads(self.webhook_secrets.get_secret_value() or "{}")
+        secret = tenants.get(tenant) or self.webhook_default_secret.get_secret_value()
+        return secret.encode()
