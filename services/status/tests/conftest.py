@@ -10,6 +10,8 @@ from captionqc.runtime.db import session_factory
 from captionqc.status.migrate import migrate
 from captionqc.status.service import StatusService
 
+from .helpers import make_settings
+
 
 @pytest.fixture
 async def db_url(fresh_database: Any) -> str:
@@ -27,3 +29,30 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def service(engine: AsyncEngine) -> StatusService:
     return StatusService(session_factory(engine))
+
+
+@pytest.fixture
+async def status_app(db_url: str, pubsub_project: str, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """The app with its lifespan running (consumer on the emulator, sweeper, webhook sender)."""
+    from fastapi import FastAPI
+
+    from captionqc.status.app import create_app
+
+    overrides = getattr(request, "param", {})
+    app: FastAPI = create_app(make_settings(db_url, pubsub_project, **overrides))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(status_app: Any) -> AsyncIterator[Any]:
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=status_app), base_url="http://status") as c:
+        yield c
+
+
+@pytest.fixture
+def app_service(status_app: Any) -> StatusService:
+    service: StatusService = status_app.state.status.service
+    return service

@@ -124,8 +124,8 @@ FINDINGS = [
         start_s=2.5,
         end_s=4.0,
         caption_text="Rain <later> & wind",
-        word="=wind",
-        suggestion=None,
+        word="wind",
+        suggestion="=1+1",
         kind=CheckKind.WRONG_WORD,
         confidence=0.6,
         severity=Severity.WARNING,
@@ -157,3 +157,31 @@ def failed(
 
 def later(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+SECRET = "status-test-secret-" + "x" * 24
+
+
+def make_settings(db_url: str, project: str, **overrides: Any) -> Any:
+    from pydantic import SecretStr
+
+    from captionqc.status.settings import StatusSettings
+
+    values: dict[str, Any] = {
+        "gcp_project": project,
+        "database_url": SecretStr(db_url),
+        "jwt_secret": SecretStr(SECRET),
+        "sweep_interval_s": 60.0,
+        "webhook_poll_interval_s": 0.2,
+        "webhook_backoff_initial_s": 0.2,
+        "webhook_backoff_max_s": 0.5,
+        "stream_poll_interval_s": 0.2,
+        **overrides,
+    }
+    return StatusSettings(**values)
+
+
+def token(tenant: str = "acme", scopes: tuple[str, ...] = ("jobs:read",)) -> dict[str, str]:
+    from captionqc.runtime.http.auth import mint_local_token
+
+    return {"Authorization": f"Bearer {mint_local_token(SECRET, tenant=tenant, scopes=scopes)}"}

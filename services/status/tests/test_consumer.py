@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher
@@ -17,7 +18,7 @@ from captionqc.status.consumer import CaptionFetcher, ProjectionBatcher, status_
 from captionqc.status.service import Incoming, StatusService
 from captionqc.status.settings import StatusSettings
 
-from .helpers import crosscheck_completed, new_job_id, ocr_completed, progress, requested
+from .helpers import SECRET, crosscheck_completed, new_job_id, ocr_completed, progress, requested
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
@@ -30,7 +31,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
 
 @pytest.fixture
 async def running(pubsub_project: str, service: StatusService, tmp_path: Any) -> AsyncIterator[EventPublisher]:
-    settings = StatusSettings(gcp_project=pubsub_project, results_uri=str(tmp_path))
+    settings = StatusSettings(gcp_project=pubsub_project, results_uri=str(tmp_path), jwt_secret=SecretStr(SECRET))
     publisher = EventPublisher(pubsub_project)
     batcher = ProjectionBatcher(service.project, max_batch=50, max_wait_s=0.01)
     batcher.start()

@@ -8,15 +8,20 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from captionqc.runtime.http.auth import AuthSettings
 from captionqc.runtime.settings import Environment, ServiceSettings
 
 
-class StatusSettings(ServiceSettings):
+class StatusSettings(ServiceSettings, AuthSettings):
     model_config = SettingsConfigDict(env_prefix="CAPTIONQC_STATUS_", extra="ignore", frozen=True)
 
     service_name: str = "status"
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8084
+    # The API takes no bodies (GETs only); anything larger than this is refused before it is read.
+    max_body_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = 16 * 1024
+    # Off: the app serves the API only (e.g. a read-only replica); the consumer runs elsewhere.
+    consume: bool = True
 
     # -- consuming -------------------------------------------------------------------------------------------
     max_messages_per_subscription: Annotated[int, Field(ge=1, le=1000)] = 64

@@ -1,0 +1,246 @@
+"""The query API: ``/v1/jobs…``. Routes parse, call the service, and render; every read is scoped to the caller's
+tenant, and another tenant's job is indistinguishable from one that does not exist (404)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from captionqc.runtime.http.auth import Principal, require_scopes
+from captionqc.runtime.http.errors import ApiError, BadRequest, NotFound, error_responses
+from captionqc.schemas.status_api import (
+    JobFindings,
+    JobPage,
+    JobState,
+    JobTimeline,
+    JobView,
+    StreamEventName,
+)
+from captionqc.status.repository import InvalidCursor
+from captionqc.status.service import StatusService
+from captionqc.status.settings import StatusSettings
+from captionqc.status.views import findings_csv, findings_view, findings_vtt, job_view, timeline_event
+
+READ_SCOPE = "jobs:read"
+Reader = Annotated[Principal, Depends(require_scopes(READ_SCOPE))]
+
+
+def get_service(request: Request) -> StatusService:
+    service: StatusService = request.app.state.status.service
+    return service
+
+
+def get_settings(request: Request) -> StatusSettings:
+    settings: StatusSettings = request.app.state.status.settings
+    return settings
+
+
+Service = Annotated[StatusService, Depends(get_service)]
+Settings = Annotated[StatusSettings, Depends(get_settings)]
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+_JOB_ERRORS = error_responses(401, 403, 404, 422)
+
+
+class NotAcceptable(ApiError):
+    status_code = 406
+    error = "not_acceptable"
+
+
+class FindingsFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    VTT = "vtt"
+
+
+_MEDIA_TYPES = {
+    FindingsFormat.JSON: "application/json",
+    FindingsFormat.CSV: "text/csv",
+    FindingsFormat.VTT: "text/vtt",
+}
+
+
+def _not_found(job_id: str) -> NotFound:
+    return NotFound(f"No job {job_id!r}.")
+
+
+@router.get("", response_model=JobPage, responses=error_responses(400, 401, 403, 422))
+async def list_jobs(
+    principal: Reader,
+    service: Service,
+    state: Annotated[list[JobState] | None, Query(description="Only jobs in these states (repeatable).")] = None,
+    created_after: Annotated[datetime | None, Query(description="Created at or after (RFC 3339).")] = None,
+    created_before: Annotated[datetime | None, Query(description="Created before (RFC 3339).")] = None,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobPage:
+    """The caller's jobs, newest first, one page at a time."""
+    try:
+        records, next_cursor = await service.list_jobs(
+            principal.tenant,
+            states=state or [],
+            created_after=created_after,
+            created_before=created_before,
+            cursor=cursor,
+            limit=limit,
+        )
+    except InvalidCursor as exc:
+        raise BadRequest(str(exc)) from None
+    return JobPage(items=[job_view(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobView, responses=_JOB_ERRORS)
+async def get_job(job_id: str, principal: Reader, service: Service) -> JobView:
+    """A job's state, stages, progress, timings, failure reason and trace id."""
+    job = await service.get_job(principal.tenant, job_id)
+    if job is None:
+        raise _not_found(job_id)
+    return job_view(job)
+
+
+def _negotiate(fmt: FindingsFormat | None, accept: str | None) -> FindingsFormat:
+    if fmt is not None:
+        return fmt
+    if not accept:
+        return FindingsFormat.JSON
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                with contextlib.suppress(ValueError):
+                    q = float(param[2:])
+        if q > 0:
+            ranked.append((-q, position, media.lower()))
+    for _, _, media in sorted(ranked):
+        if media in {"*/*", "application/*", "application/json"}:
+            return FindingsFormat.JSON
+        if media in {"text/csv", "text/*"}:
+            return FindingsFormat.CSV
+        if media == "text/vtt":
+            return FindingsFormat.VTT
+    raise NotAcceptable("Findings are available as application/json, text/csv or text/vtt.")
+
+
+@router.get(
+    "/{job_id}/findings",
+    response_model=JobFindings,
+    responses={
+        200: {
+            "description": "The findings: JSON (`JobFindings`), CSV (one row per finding) or WebVTT (the OCR'd "
+            "captions with flagged words in `<c.typo.KIND>` spans).",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "text/vtt": {"schema": {"type": "string"}}},
+        },
+        **error_responses(401, 403, 404, 406, 422),
+    },
+)
+async def get_findings(
+    job_id: str,
+    request: Request,
+    principal: Reader,
+    service: Service,
+    format: Annotated[FindingsFormat | None, Query(description="Overrides the Accept header.")] = None,
+) -> Any:
+    """A job's findings as JSON, CSV or WebVTT (by `format`, else by the Accept header)."""
+    chosen = _negotiate(format, request.headers.get("accept"))
+    if chosen is FindingsFormat.VTT:
+        found = await service.findings_and_captions(principal.tenant, job_id)
+        if found is None:
+            raise _not_found(job_id)
+        job, findings, segments = found
+        text = findings_vtt(job, findings, segments, captions_available=job.captions_state.value == "available")
+        return PlainTextResponse(text, media_type=_MEDIA_TYPES[chosen])
+    result = await service.findings(principal.tenant, job_id)
+    if result is None:
+        raise _not_found(job_id)
+    job, findings = result
+    if chosen is FindingsFormat.CSV:
+        return Response(
+            findings_csv(findings),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="findings-{job.job_id}.csv"'},
+        )
+    return findings_view(job, findings)
+
+
+@router.get("/{job_id}/events", response_model=JobTimeline, responses=_JOB_ERRORS)
+async def get_events(job_id: str, principal: Reader, service: Service) -> JobTimeline:
+    """What happened to a job, event by event, in order."""
+    rows = await service.timeline(principal.tenant, job_id)
+    if rows is None:
+        raise _not_found(job_id)
+    return JobTimeline(job_id=job_id, events=[timeline_event(r) for r in rows])
+
+
+@router.get(
+    "/{job_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `progress` events while the job runs and one `final` event when it "
+            "completes or fails, then the stream closes. Every `data:` is a `JobView` as JSON.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **_JOB_ERRORS,
+    },
+)
+async def stream_job(
+    job_id: str, request: Request, principal: Reader, service: Service, settings: Settings
+) -> StreamingResponse:
+    """Follow a job live (Server-Sent Events) until it completes or fails."""
+    first = await service.get_job(principal.tenant, job_id)
+    if first is None:
+        raise _not_found(job_id)
+    return StreamingResponse(
+        _job_events(request, service, settings, principal.tenant, job_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(name: StreamEventName, view: JobView) -> str:
+    return f"event: {name.value}\nid: {view.updated_at.isoformat()}\ndata: {view.model_dump_json()}\n\n"
+
+
+async def _job_events(
+    request: Request, service: StatusService, settings: StatusSettings, tenant: str, job_id: str
+) -> AsyncIterator[str]:
+    """Send the job whenever it changes; close after its final state, on disconnect, or at ``stream_max_s``.
+
+    Changes made in this process wake the stream at once; changes made by another replica are seen at the next
+    poll of the database.
+    """
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + settings.stream_max_s
+    last_sent: datetime | None = None
+    last_write = time.monotonic()
+    yield "retry: 2000\n\n"
+    with service.changes.watch(job_id) as changed:
+        while loop.time() < ends_at:
+            changed.clear()
+            job = await service.get_job(tenant, job_id)
+            if job is None:  # pragma: no cover - jobs are never deleted while streaming
+                return
+            if job.terminal:
+                yield _sse(StreamEventName.FINAL, job_view(job))
+                return
+            if last_sent is None or job.updated_at != last_sent:
+                last_sent = job.updated_at
+                last_write = time.monotonic()
+                yield _sse(StreamEventName.PROGRESS, job_view(job))
+            elif time.monotonic() - last_write >= settings.stream_heartbeat_s:
+                last_write = time.monotonic()
+                yield ": keep-alive\n\n"  # an SSE comment: keeps proxies from closing an idle stream
+            if await request.is_disconnected():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=settings.stream_poll_interval_s)
