@@ -1,0 +1,192 @@
+"""Webhooks: one signed POST per finished job, retried after a 503, never twice; SSRF rules on the URL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from captionqc.runtime.media_uri import MediaUriError
+from captionqc.runtime.settings import Environment
+from captionqc.schemas import Stage
+from captionqc.status import repository as repo
+from captionqc.status.service import Incoming, StatusService
+from captionqc.status.settings import StatusSettings
+from captionqc.status.webhooks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    WebhookSender,
+    check_callback_url,
+    verify_signature,
+)
+
+from .helpers import SECRET, crosscheck_completed, failed, new_job_id, requested
+from .test_consumer import eventually
+
+ACME_SECRET = "acme-webhook-secret-0123456789"
+LOCAL_HOOKS = {
+    "callback_allowed_hosts": ["127.0.0.1"],
+    "callback_allow_private_hosts": True,
+    "webhook_secrets": SecretStr(json.dumps({"acme": ACME_SECRET})),
+}
+
+
+class Receiver:
+    """A tiny webhook receiver on 127.0.0.1 answering the scripted statuses in turn (then 200)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = list(statuses)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.received.append((dict(self.headers.items()), body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/captionqc"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver([503]) as r:
+        yield r
+
+
+async def project(service: StatusService, *events: Any) -> None:
+    await service.project([Incoming(e) for e in events])
+
+
+async def delivery(service: StatusService, job_id: str) -> Any:
+    async with service.sessions() as session:
+        return await repo.delivery_state(session, job_id)
+
+
+@pytest.mark.parametrize("status_app", [LOCAL_HOOKS], indirect=True)
+async def test_one_signed_post_retried_after_503_and_never_twice(
+    status_app: Any, app_service: StatusService, receiver: Receiver
+) -> None:
+    job_id = new_job_id()
+    final = crosscheck_completed(job_id)
+    await project(app_service, requested(job_id, callback_url=receiver.url), final)
+
+    async def delivered() -> bool:
+        row = await delivery(app_service, job_id)
+        return row is not None and row.state == "delivered"
+
+    await eventually(delivered, timeout=20)
+    assert len(receiver.received) == 2  # the 503, then the accepted retry
+    headers, body = receiver.received[-1]
+    assert verify_signature(ACME_SECRET.encode(), body, headers[SIGNATURE_HEADER], now=time.time())
+    assert not verify_signature(b"another tenant's secret", body, headers[SIGNATURE_HEADER], now=time.time())
+    assert not verify_signature(ACME_SECRET.encode(), body, headers[SIGNATURE_HEADER], now=time.time() + 3600)
+    assert headers[EVENT_HEADER] == "job.completed"
+    assert headers[DELIVERY_HEADER] == job_id
+    view = json.loads(body)
+    assert view["job_id"] == job_id
+    assert view["state"] == "completed"
+    assert view["findings_total"] == 2
+    row = await delivery(app_service, job_id)
+    assert row.attempts == 2
+    assert row.last_status == 200
+
+    # The final event redelivered, another final event, and a second replica's sender: nothing more is sent.
+    await project(app_service, final, failed(job_id, Stage.CROSSCHECK))
+    other_replica = WebhookSender(app_service.sessions, status_app.state.status.settings, _client())
+    assert await other_replica.deliver_pending() == 0
+    assert await status_app.state.status.webhooks.deliver_pending() == 0
+    time.sleep(0.5)
+    assert len(receiver.received) == 2
+
+
+def _client() -> Any:
+    import httpx
+
+    return httpx.AsyncClient()
+
+
+@pytest.mark.parametrize("status_app", [LOCAL_HOOKS], indirect=True)
+async def test_failed_job_is_reported_too(app_service: StatusService, receiver: Receiver) -> None:
+    receiver.statuses.clear()
+    job_id = new_job_id()
+    await project(app_service, failed(job_id, Stage.ASR), requested(job_id, callback_url=receiver.url))
+    await eventually(lambda: _received(receiver, 1), timeout=20)
+    headers, body = receiver.received[0]
+    assert headers[EVENT_HEADER] == "job.failed"
+    assert json.loads(body)["failure"]["reason"] == "no_audio_stream"
+
+
+async def _received(receiver: Receiver, n: int) -> bool:
+    return len(receiver.received) >= n
+
+
+async def test_private_callback_is_refused_by_default(app_service: StatusService, receiver: Receiver) -> None:
+    job_id = new_job_id()
+    await project(app_service, requested(job_id, callback_url=receiver.url), crosscheck_completed(job_id))
+
+    async def refused() -> bool:
+        row = await delivery(app_service, job_id)
+        return row is not None and row.state == "refused"
+
+    await eventually(refused, timeout=20)
+    row = await delivery(app_service, job_id)
+    assert row.last_error.startswith("scheme_not_allowed")
+    assert receiver.received == []
+
+
+def test_callback_url_rules() -> None:
+    strict = StatusSettings(jwt_secret=SecretStr(SECRET), callback_allowed_hosts=["hooks.example.com", "10.1.2.3"])
+    for url, rule in [
+        ("http://hooks.example.com/x", "scheme_not_allowed"),
+        ("https://evil.example.net/x", "host_not_allowed"),
+        ("https://user:pw@hooks.example.com/x", "userinfo"),
+        ("https://10.1.2.3/x", "private_address"),
+        ("https://169.254.169.254/latest", "metadata_host"),
+    ]:
+        with pytest.raises(MediaUriError) as caught:
+            check_callback_url(url, strict)
+        assert caught.value.rule == rule, url
+    local = StatusSettings(
+        jwt_secret=SecretStr(SECRET), callback_allowed_hosts=["127.0.0.1"], callback_allow_private_hosts=True
+    )
+    check_callback_url("http://127.0.0.1:8080/hook", local)
+    for url in ("ftp://127.0.0.1/x", "http://localhost/x", "http://metadata.google.internal/x"):
+        with pytest.raises(MediaUriError):
+            check_callback_url(url, local)
+
+
+def test_private_callbacks_are_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="callback_allow_private_hosts"):
+        StatusSettings(
+            environment=Environment.PRODUCTION,
+            jwt_mode="jwks",
+            jwks_url="https://idp.example.com/jwks",
+            jwt_issuer="https://idp.example.com",
+            jwt_audience="captionqc",
+            webhook_default_secret=SecretStr("a-real-secret-from-secret-manager"),
+            callback_allow_private_hosts=True,
+        )
