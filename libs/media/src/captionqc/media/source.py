@@ -36,7 +36,7 @@ class GcsClient(Protocol):
 
 
 def default_gcs_client() -> GcsClient:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     client: GcsClient = storage.Client()
     return client

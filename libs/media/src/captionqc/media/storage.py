@@ -108,7 +108,7 @@ class GcsResultStore:
 
     def _bucket(self) -> GcsBucketIO:
         if self._client is None:
-            from google.cloud import storage
+            from google.cloud import storage  # type: ignore[attr-defined]
 
             self._client = storage.Client()
         return self._client.bucket(self.bucket)

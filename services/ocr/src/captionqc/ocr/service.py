@@ -1,0 +1,182 @@
+"""The OCR service: the ``job.requested`` handler (the edge) and the job processing it delegates to.
+
+`process_job` is the service layer: open the media, read its captions, package the result (inline, or in the
+result store when too large for one message). It is synchronous CPU and I/O work, so the handler runs it in the
+runner's pool; the Cloud Run Job entrypoint calls it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from captionqc.media.source import open_media
+from captionqc.media.storage import ResultStore, result_store_from_uri
+from captionqc.ocr.dispatch import CloudRunJobDispatcher, JobDispatcher
+from captionqc.ocr.engine import OcrEngine, engine_for
+from captionqc.ocr.settings import ExecutionMode, OcrSettings
+from captionqc.ocr.stage import ProgressCallback, read_captions
+from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
+from captionqc.runtime.pubsub import EventPublisher
+from captionqc.schemas import (
+    CloudEvent,
+    EventType,
+    FailureReason,
+    JobRequested,
+    OcrCompleted,
+    Stage,
+    StageFailed,
+    StageProgress,
+    deterministic_event_id,
+    new_event,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE = "//captionqc/ocr"
+SUBSCRIPTION = "ocr-jobs"
+
+
+def process_job(
+    job: JobRequested,
+    *,
+    settings: OcrSettings,
+    store: ResultStore,
+    engine: OcrEngine,
+    on_progress: ProgressCallback | None = None,
+) -> OcrCompleted:
+    """Read the captions of ``job``'s media; raises `PermanentMediaError` / `TransientMediaError` as classified."""
+    with open_media(
+        job.media.uri,
+        settings.media_policy(),
+        temp_dir=settings.media_temp_dir,
+        timeout_s=settings.media_download_timeout_s,
+    ) as path:
+        outcome = read_captions(
+            path, region=job.options.caption_region, settings=settings, on_progress=on_progress, engine=engine
+        )
+    inline = OcrCompleted(
+        job_id=job.job_id, tenant=job.tenant, segments=outcome.segments, engine=outcome.engine, stats=outcome.stats
+    )
+    body = inline.model_dump_json().encode()
+    if len(body) <= settings.inline_result_limit_bytes:
+        return inline
+    # Claim check: the same model, stored; the key depends only on the job and engine, so a redelivery overwrites.
+    key = f"ocr/{job.tenant}/{job.job_id}/{outcome.engine.name}-{outcome.engine.version}.json"
+    uri = store.put_json(key, body)
+    log.info("result stored by claim check", extra={"bytes": len(body), "result_uri": uri})
+    return OcrCompleted(
+        job_id=job.job_id, tenant=job.tenant, result_uri=uri, engine=outcome.engine, stats=outcome.stats
+    )
+
+
+def completed_event(result: OcrCompleted) -> CloudEvent[OcrCompleted]:
+    # Deterministic ce-id: a redelivered job yields the same id, so downstream consumers drop the duplicate.
+    event_id = deterministic_event_id(result.job_id, Stage.OCR.value, result.engine.name, result.engine.version)
+    return new_event(EventType.OCR_COMPLETED, result, source=SOURCE, event_id=event_id)
+
+
+def progress_event(job: JobRequested, fraction: float, message: str) -> CloudEvent[StageProgress]:
+    progress = StageProgress(
+        job_id=job.job_id, tenant=job.tenant, stage=Stage.OCR, progress=min(max(fraction, 0.0), 1.0), message=message
+    )
+    return new_event(EventType.OCR_PROGRESS, progress, source=SOURCE)
+
+
+def failed_event(job: JobRequested, reason: FailureReason, message: str) -> CloudEvent[StageFailed]:
+    """The event the consumer runner publishes for a permanent failure (same ce-id), for the Cloud Run Job."""
+    failed = StageFailed(job_id=job.job_id, tenant=job.tenant, stage=Stage.OCR, reason=reason, message=message[:2000])
+    event_id = deterministic_event_id(job.job_id, Stage.OCR.value, "failed")
+    return new_event(EventType.OCR_FAILED, failed, source=SOURCE, event_id=event_id)
+
+
+@dataclass
+class ProgressRelay:
+    """Called on the worker thread; hops each (throttled) progress event back to the loop to publish it."""
+
+    loop: asyncio.AbstractEventLoop
+    publish: Callable[[CloudEvent[Any]], Awaitable[object]]
+    job: JobRequested
+    interval_s: float
+    _last: float = field(default=float("-inf"), init=False)
+    _pending: list[concurrent.futures.Future[None]] = field(default_factory=list, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if fraction < 1.0 and now - self._last < self.interval_s:
+                return
+            self._last = now
+            event = progress_event(self.job, fraction, message)
+            self._pending.append(asyncio.run_coroutine_threadsafe(_publish(self.publish, event), self.loop))
+
+    async def drain(self) -> None:
+        """Wait for the progress publishes; a lost progress tick is logged, never a reason to fail the job."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        results = await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("a progress event could not be published: %s", result)
+
+
+async def _publish(publish: Callable[[CloudEvent[Any]], Awaitable[object]], event: CloudEvent[Any]) -> None:
+    await publish(event)
+
+
+@dataclass
+class OcrService:
+    settings: OcrSettings
+    store: ResultStore
+    # None: built on first use (a dispatch-only worker never loads the models).
+    engine: OcrEngine | None = None
+    dispatcher: JobDispatcher | None = None
+
+    async def handle_job_requested(self, event: CloudEvent[Any], ctx: HandlerContext) -> None:
+        """``captionqc.job.requested`` → ``captionqc.ocr.completed`` (failures are mapped by the runner)."""
+        job = event.data
+        if not isinstance(job, JobRequested):
+            log.warning("ignoring %s on %s", event.type.value, ctx.subscription)
+            return
+        if self.dispatcher is not None:
+            # Long media runs as a Cloud Run Job execution, which publishes the result itself; ack once started.
+            execution = await ctx.run_in_pool(self.dispatcher.dispatch, job)
+            log.info("dispatched to a Cloud Run Job", extra={"execution": execution})
+            return
+        relay = ProgressRelay(asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s)
+        try:
+            result = await ctx.run_in_pool(self._process, job, relay)
+        finally:
+            await relay.drain()
+        await ctx.publish(completed_event(result))
+
+    def _process(self, job: JobRequested, on_progress: Callable[[float, str], None]) -> OcrCompleted:
+        engine = self.engine or engine_for(self.settings)
+        return process_job(job, settings=self.settings, store=self.store, engine=engine, on_progress=on_progress)
+
+
+def build_service(settings: OcrSettings, *, engine: OcrEngine | None = None) -> OcrService:
+    dispatcher: JobDispatcher | None = None
+    if settings.execution_mode is ExecutionMode.CLOUD_RUN_JOB:
+        dispatcher = CloudRunJobDispatcher.from_settings(settings)
+    # Load the models at start-up, not on the first job (in cloud_run_job mode this process never OCRs).
+    if engine is None and dispatcher is None:
+        engine = engine_for(settings)
+    return OcrService(
+        settings=settings, store=result_store_from_uri(settings.results_uri), engine=engine, dispatcher=dispatcher
+    )
+
+
+@asynccontextmanager
+async def worker_setup(settings: OcrSettings, publisher: EventPublisher) -> AsyncIterator[WorkerSetup]:
+    """The worker's resources for its lifetime: the engine (loaded once, off the loop) and the route."""
+    service = await asyncio.to_thread(build_service, settings)
+    yield WorkerSetup(routes=[Route(SUBSCRIPTION, service.handle_job_requested, max_messages=settings.worker_threads)])
