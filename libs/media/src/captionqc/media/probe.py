@@ -62,9 +62,7 @@ def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
     try:
         container = av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
-        raise MediaUnreadable(
-            f"the file is not readable media (corrupt or not audio/video): {_reason(exc)}"
-        ) from None
+        raise MediaUnreadable(f"the file is not readable media (corrupt or not audio/video): {_reason(exc)}") from None
     try:
         video = _video_info(container)
         audio = _audio_info(container)

@@ -116,9 +116,7 @@ class GcsResultStore:
     def put_json(self, key: str, data: bytes) -> str:
         name = str(PurePosixPath(self.prefix) / _check_key(key)) if self.prefix else _check_key(key)
         with _classified(f"gs://{self.bucket}/{name}"):
-            self._bucket().blob(name).upload_from_string(
-                data, content_type="application/json", timeout=self.timeout_s
-            )
+            self._bucket().blob(name).upload_from_string(data, content_type="application/json", timeout=self.timeout_s)
         return f"gs://{self.bucket}/{name}"
 
     def get_json(self, uri: str) -> bytes:
@@ -139,9 +137,7 @@ class _classified:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> Literal[False]:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None:
             return False
         from google.api_core import exceptions as gexc
@@ -149,9 +145,7 @@ class _classified:
 
         if isinstance(exc, gexc.NotFound):
             raise ResultNotFound(f"no stored result at {self.uri}") from None
-        if isinstance(
-            exc, gexc.ServerError | gexc.TooManyRequests | gexc.RetryError | req_exc.RequestException
-        ):
+        if isinstance(exc, gexc.ServerError | gexc.TooManyRequests | gexc.RetryError | req_exc.RequestException):
             raise TransientMediaError(f"Cloud Storage failed on {self.uri}: {exc}") from exc
         if isinstance(exc, TimeoutError):
             raise TransientMediaError(f"Cloud Storage timed out on {self.uri}") from exc

@@ -70,9 +70,7 @@ def sample_frames(
     try:
         container = av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
-        raise MediaUnreadable(
-            f"the file is not readable media: {exc.strerror or type(exc).__name__}"
-        ) from None
+        raise MediaUnreadable(f"the file is not readable media: {exc.strerror or type(exc).__name__}") from None
     try:
         if not container.streams.video:
             raise NoVideoStream()
@@ -96,9 +94,7 @@ def sample_frames(
             except av.error.InvalidDataError:
                 errors += 1
                 if errors > MAX_DECODE_ERRORS:
-                    raise MediaUnreadable(
-                        "the video stream is damaged: too many undecodable packets"
-                    ) from None
+                    raise MediaUnreadable("the video stream is damaged: too many undecodable packets") from None
                 continue
             for frame in frames:
                 t = (frame.time - start) if frame.time is not None else None
