@@ -41,6 +41,7 @@ _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DONE = (StageState.COMPLETED, StageState.FAILED)
 _STAGE_NAMES = frozenset(s.value for s in Stage)
+_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED})
 
 # The status service's own timeline entries (not events on the wire).
 DEAD_LETTERED_TYPE = "captionqc.status.dead-lettered"
@@ -89,10 +90,12 @@ class JobRecord:
     captions_state: CaptionsState = CaptionsState.PENDING
     captions_note: str | None = None
     stages: dict[Stage, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in Stage})
+    # The row as read from the database (set by the repository): saving writes only the columns that changed.
+    loaded_row: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def terminal(self) -> bool:
-        return self.state.terminal
+        return self.state in _TERMINAL
 
 
 @dataclass(frozen=True)

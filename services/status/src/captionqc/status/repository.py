@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from captionqc.schemas import CaptionSegment, CheckKind, FailureReason, Severity, Stage, TypoFinding
 from captionqc.schemas.status_api import CaptionsState, JobState, StageState
@@ -27,6 +28,9 @@ from captionqc.status.tables import (
 )
 
 CONSUMER = "status"
+# Functions take the caller's session, or its connection (``await session.connection()``): the projector's hot
+# path runs Core statements on the connection and skips the ORM session's per-statement bookkeeping.
+Executor = AsyncSession | AsyncConnection
 _OPEN_STATES = (JobState.ACCEPTED.value, JobState.RUNNING.value)
 _DONE_STAGES = (StageState.COMPLETED.value, StageState.FAILED.value)
 _STAGE_FIELDS = (
@@ -75,6 +79,7 @@ def record_from_row(row: Row[Any] | Any) -> JobRecord:
         captions_state=CaptionsState(m["captions_state"]),
         captions_note=m["captions_note"],
         stages=stages,
+        loaded_row=dict(m),
     )
 
 
@@ -109,56 +114,75 @@ def row_from_record(job: JobRecord) -> dict[str, Any]:
 
 
 # -- projection writes -------------------------------------------------------------------------------------------
-async def claim_events(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+# Built once and executed with a list of parameter sets (executemany): SQLAlchemy compiles each statement once
+# and caches it, where a multi-row ``.values([...])`` would be compiled afresh for every batch size.
+@functools.cache
+def _update_job(columns: tuple[str, ...]) -> Any:
+    # The rows are locked and exist (lock_jobs created the missing ones): a plain UPDATE of the changed columns.
+    return update(jobs).where(jobs.c.job_id == bindparam("b_job_id")).values({c: bindparam(c) for c in columns})
+
+
+_CLAIM = pg_insert(inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"]).returning(inbox.c.event_id)
+_CREATE_JOB = pg_insert(jobs).on_conflict_do_nothing(index_elements=["job_id"])
+_ADD_TIMELINE = pg_insert(timeline).on_conflict_do_nothing(index_elements=["event_id"])
+_ADD_FINDING = pg_insert(findings).on_conflict_do_nothing(index_elements=["job_id", "finding_id"])
+
+
+async def claim_events(session: Executor, event_ids: Sequence[str]) -> set[str]:
     """Record the ids in the inbox; return those not seen before (the rest are redeliveries)."""
     if not event_ids:
         return set()
-    stmt = (
-        pg_insert(inbox)
-        .values([{"consumer": CONSUMER, "event_id": e} for e in sorted(set(event_ids))])
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-        .returning(inbox.c.event_id)
-    )
-    return set((await session.execute(stmt)).scalars())
+    rows = [{"consumer": CONSUMER, "event_id": e} for e in sorted(set(event_ids))]
+    return set((await session.execute(_CLAIM, rows)).scalars())
 
 
-async def lock_jobs(session: AsyncSession, placeholders: Iterable[JobRecord]) -> dict[str, JobRecord]:
+async def lock_jobs(session: Executor, placeholders: Iterable[JobRecord]) -> dict[str, JobRecord]:
     """Create the rows that do not exist yet, then lock all of them (in job id order, so batches cannot deadlock)."""
-    rows = sorted((row_from_record(p) for p in placeholders), key=lambda r: r["job_id"])
-    if not rows:
+    wanted = {p.job_id: p for p in placeholders}
+    if not wanted:
         return {}
-    await session.execute(pg_insert(jobs).values(rows).on_conflict_do_nothing(index_elements=["job_id"]))
-    ids = [r["job_id"] for r in rows]
-    result = await session.execute(select(jobs).where(jobs.c.job_id.in_(ids)).order_by(jobs.c.job_id).with_for_update())
-    return {r.job_id: record_from_row(r) for r in result}
+    # Most events are for jobs that already have a row: lock those first, create only what is missing.
+    locked = await _select_for_update(session, sorted(wanted))
+    missing = sorted(set(wanted) - set(locked))
+    if missing:
+        await session.execute(_CREATE_JOB, [row_from_record(wanted[j]) for j in missing])
+        locked |= await _select_for_update(session, missing)
+    return locked
 
 
-async def lock_job(session: AsyncSession, job_id: str) -> JobRecord | None:
+async def _select_for_update(session: Executor, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+    stmt = select(jobs).where(jobs.c.job_id.in_(job_ids)).order_by(jobs.c.job_id).with_for_update()
+    return {r.job_id: record_from_row(r) for r in await session.execute(stmt)}
+
+
+async def lock_job(session: Executor, job_id: str) -> JobRecord | None:
     row = (await session.execute(select(jobs).where(jobs.c.job_id == job_id).with_for_update())).first()
     return record_from_row(row) if row else None
 
 
-async def save_jobs(session: AsyncSession, records: Iterable[JobRecord]) -> None:
-    rows = sorted((row_from_record(r) for r in records), key=lambda r: r["job_id"])
-    if not rows:
-        return
-    stmt = pg_insert(jobs).values(rows)
-    columns = [c.name for c in jobs.columns if c.name != "job_id"]
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=["job_id"], set_={c: stmt.excluded[c] for c in columns})
-    )
+async def save_jobs(session: Executor, records: Iterable[JobRecord]) -> None:
+    """Write back what the projector changed: one executemany per set of changed columns (a batch of progress
+    ticks changes the same few columns of every row, so that is usually one or two statements)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record in sorted(records, key=lambda r: r.job_id):
+        row = row_from_record(record)
+        before = record.loaded_row
+        changed = tuple(c for c in row if c != "job_id" and (before is None or before.get(c) != row[c]))
+        if changed:
+            groups.setdefault(changed, []).append({"b_job_id": record.job_id, **{c: row[c] for c in changed}})
+    for columns, params in groups.items():
+        await session.execute(_update_job(columns), params)
 
 
-async def add_timeline(session: AsyncSession, rows: Sequence[TimelineRow]) -> None:
+async def add_timeline(session: Executor, rows: Sequence[TimelineRow]) -> None:
     if not rows:
         return
     values = [{**r.__dict__, "stage": r.stage.value if r.stage else None} for r in rows]
-    await session.execute(pg_insert(timeline).values(values).on_conflict_do_nothing(index_elements=["event_id"]))
+    await session.execute(_ADD_TIMELINE, values)
 
 
-async def add_findings(session: AsyncSession, job_id: str, items: Sequence[TypoFinding]) -> None:
-    if not items:
-        return
+async def add_findings(session: Executor, items: Sequence[tuple[str, Sequence[TypoFinding]]]) -> None:
+    """Findings of several jobs: (job id, findings in report order)."""
     values = [
         {
             "job_id": job_id,
@@ -174,33 +198,35 @@ async def add_findings(session: AsyncSession, job_id: str, items: Sequence[TypoF
             "severity": f.severity.value,
             "evidence": f.evidence,
         }
-        for i, f in enumerate(items)
+        for job_id, found in items
+        for i, f in enumerate(found)
     ]
-    await session.execute(
-        pg_insert(findings).values(values).on_conflict_do_nothing(index_elements=["job_id", "finding_id"])
-    )
+    if values:
+        await session.execute(_ADD_FINDING, values)
 
 
-async def replace_captions(session: AsyncSession, job_id: str, segments: Sequence[CaptionSegment]) -> None:
-    await session.execute(delete(caption_segments).where(caption_segments.c.job_id == job_id))
-    if segments:
-        await session.execute(
-            caption_segments.insert(),
-            [
-                {
-                    "job_id": job_id,
-                    "position": i,
-                    "start_s": s.start_s,
-                    "end_s": s.end_s,
-                    "text": s.text,
-                    "confidence": s.confidence,
-                }
-                for i, s in enumerate(segments)
-            ],
-        )
+async def replace_captions(session: Executor, captions: Mapping[str, Sequence[CaptionSegment]]) -> None:
+    """Replace the stored captions of several jobs (job id → segments)."""
+    if not captions:
+        return
+    await session.execute(delete(caption_segments).where(caption_segments.c.job_id.in_(sorted(captions))))
+    values = [
+        {
+            "job_id": job_id,
+            "position": i,
+            "start_s": seg.start_s,
+            "end_s": seg.end_s,
+            "text": seg.text,
+            "confidence": seg.confidence,
+        }
+        for job_id, segments in captions.items()
+        for i, seg in enumerate(segments)
+    ]
+    if values:
+        await session.execute(caption_segments.insert(), values)
 
 
-async def record_dead_letter(session: AsyncSession, letter: DeadLetter, received_at: datetime) -> bool:
+async def record_dead_letter(session: Executor, letter: DeadLetter, received_at: datetime) -> bool:
     """Keep the dead letter; False if this exact message was already recorded (a redelivery)."""
     stmt = (
         pg_insert(dead_letters)
@@ -221,7 +247,7 @@ async def record_dead_letter(session: AsyncSession, letter: DeadLetter, received
     return (await session.execute(stmt)).first() is not None
 
 
-async def queue_webhooks(session: AsyncSession, records: Iterable[JobRecord], now: datetime) -> int:
+async def queue_webhooks(session: Executor, records: Iterable[JobRecord], now: datetime) -> int:
     """One delivery row per finished job with a callback; the primary key makes a second one impossible."""
     values = [
         {"job_id": r.job_id, "tenant": r.tenant, "url": r.callback_url, "created_at": now}
@@ -240,7 +266,7 @@ async def queue_webhooks(session: AsyncSession, records: Iterable[JobRecord], no
 
 
 # -- deadline sweeper ------------------------------------------------------------------------------------------
-async def lock_overdue_jobs(session: AsyncSession, cutoff: datetime, limit: int) -> list[JobRecord]:
+async def lock_overdue_jobs(session: Executor, cutoff: datetime, limit: int) -> list[JobRecord]:
     """Open jobs with a stage silent since before ``cutoff``; rows another replica holds are skipped."""
 
     def waiting(stage: str) -> Any:
@@ -276,7 +302,7 @@ class Delivery:
     attempts: int
 
 
-async def lease_deliveries(session: AsyncSession, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
+async def lease_deliveries(session: Executor, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
     """Take pending deliveries nobody holds (or whose holder's lease ran out) for ``lease``."""
     d = webhook_deliveries.c
     picked = (
@@ -297,7 +323,7 @@ async def lease_deliveries(session: AsyncSession, now: datetime, lease: timedelt
 
 
 async def finish_delivery(
-    session: AsyncSession, job_id: str, *, state: str, attempts: int, last_status: int | None, last_error: str | None,
+    session: Executor, job_id: str, *, state: str, attempts: int, last_status: int | None, last_error: str | None,
     now: datetime,
 ) -> None:  # fmt: skip
     await session.execute(
@@ -314,17 +340,17 @@ async def finish_delivery(
     )
 
 
-async def delivery_state(session: AsyncSession, job_id: str) -> Row[Any] | None:
+async def delivery_state(session: Executor, job_id: str) -> Row[Any] | None:
     return (await session.execute(select(webhook_deliveries).where(webhook_deliveries.c.job_id == job_id))).first()
 
 
 # -- queries -----------------------------------------------------------------------------------------------------
-async def get_job(session: AsyncSession, tenant: str, job_id: str) -> JobRecord | None:
+async def get_job(session: Executor, tenant: str, job_id: str) -> JobRecord | None:
     row = (await session.execute(select(jobs).where(jobs.c.job_id == job_id, jobs.c.tenant == tenant))).first()
     return record_from_row(row) if row else None
 
 
-async def get_job_any_tenant(session: AsyncSession, job_id: str) -> JobRecord | None:
+async def get_job_any_tenant(session: Executor, job_id: str) -> JobRecord | None:
     row = (await session.execute(select(jobs).where(jobs.c.job_id == job_id))).first()
     return record_from_row(row) if row else None
 
@@ -343,7 +369,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_jobs(
-    session: AsyncSession,
+    session: Executor,
     tenant: str,
     *,
     states: Sequence[JobState],
@@ -371,7 +397,7 @@ async def list_jobs(
     return records, None
 
 
-async def job_findings(session: AsyncSession, job_id: str) -> list[TypoFinding]:
+async def job_findings(session: Executor, job_id: str) -> list[TypoFinding]:
     rows = await session.execute(select(findings).where(findings.c.job_id == job_id).order_by(findings.c.position))
     return [
         TypoFinding(
@@ -390,14 +416,14 @@ async def job_findings(session: AsyncSession, job_id: str) -> list[TypoFinding]:
     ]
 
 
-async def job_captions(session: AsyncSession, job_id: str) -> list[CaptionSegment]:
+async def job_captions(session: Executor, job_id: str) -> list[CaptionSegment]:
     rows = await session.execute(
         select(caption_segments).where(caption_segments.c.job_id == job_id).order_by(caption_segments.c.position)
     )
     return [CaptionSegment(start_s=r.start_s, end_s=r.end_s, text=r.text, confidence=r.confidence) for r in rows]
 
 
-async def job_timeline(session: AsyncSession, job_id: str) -> list[TimelineRow]:
+async def job_timeline(session: Executor, job_id: str) -> list[TimelineRow]:
     rows = await session.execute(
         select(timeline).where(timeline.c.job_id == job_id).order_by(timeline.c.time, timeline.c.seq)
     )

@@ -95,7 +95,8 @@ class StatusService:
         """Project a batch of events in one transaction; redeliveries (by event id) are skipped."""
         received_at = self._clock()
         async with unit_of_work(self.sessions) as session:
-            claimed = await repo.claim_events(session, [i.event.id for i in items])
+            conn = await session.connection()
+            claimed = await repo.claim_events(conn, [i.event.id for i in items])
             fresh: list[Incoming] = []
             for item in items:
                 if item.event.id in claimed:
@@ -106,7 +107,7 @@ class StatusService:
             placeholders: dict[str, JobRecord] = {}
             for item in fresh:
                 placeholders.setdefault(item.event.data.job_id, new_job_for_event(item.event, received_at))
-            records = await repo.lock_jobs(session, placeholders.values())
+            records = await repo.lock_jobs(conn, placeholders.values())
             timeline: list[TimelineRow] = []
             findings: dict[str, list[TypoFinding]] = {}
             captions: dict[str, list[CaptionSegment]] = {}
@@ -118,13 +119,11 @@ class StatusService:
                     findings.setdefault(job.job_id, []).extend(out.findings)
                 if out.segments is not None:
                     captions[job.job_id] = out.segments
-            await repo.save_jobs(session, records.values())
-            await repo.add_timeline(session, timeline)
-            for job_id, items_ in findings.items():
-                await repo.add_findings(session, job_id, items_)
-            for job_id, segments in captions.items():
-                await repo.replace_captions(session, job_id, segments)
-            queued = await repo.queue_webhooks(session, records.values(), received_at)
+            await repo.save_jobs(conn, records.values())
+            await repo.add_timeline(conn, timeline)
+            await repo.add_findings(conn, list(findings.items()))
+            await repo.replace_captions(conn, captions)
+            queued = await repo.queue_webhooks(conn, records.values(), received_at)
         self._after_commit(list(records), queued)
 
     async def project_dead_letter(self, letter: DeadLetter) -> bool:
