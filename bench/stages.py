@@ -1,0 +1,229 @@
+"""Benchmark the OCR and ASR stages on the committed sample clips, in one run (prints tables; never fails on timing).
+
+.venv/bin/python bench/stages.py [--only ocr|asr] [CLIP.mp4 ...]
+
+Each stage runs in its own child process, as each service does, so its peak RSS is its own. Engines are loaded
+before the clock starts (a worker loads them once at start-up); the load time is reported separately.
+
+Sections:
+- `bench_ocr` (OCR engineer): stage seconds, frames sampled vs OCR'd, seconds per OCR call, decode-only seconds,
+  real-time factor, character error rate against the ground truth.
+- `bench_asr` (ASR engineer): stage seconds vs the bare engine on the same audio, real-time factor, WER.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import multiprocessing
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+
+
+@dataclass
+class StageReport:
+    """What a stage's bench function returns: one table, plus its process's peak RSS and free-form notes."""
+
+    stage: str
+    columns: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+
+def sample_clips() -> list[Path]:
+    return sorted(p.with_name(p.name.replace(".truth.json", ".mp4")) for p in SAMPLES.glob("*.truth.json"))
+
+
+def truth_of(clip: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(clip.with_name(clip.stem + ".truth.json").read_text(encoding="utf-8"))
+    return data
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _levenshtein(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+# ---------------------------------------------------------------------------------------------------- OCR
+
+
+def bench_ocr(clips: list[Path]) -> StageReport:
+    import numpy as np
+
+    from captionqc.media.video import sample_frames
+    from captionqc.ocr.engine import TextLine, engine_for
+    from captionqc.ocr.settings import OcrSettings
+    from captionqc.ocr.stage import read_captions
+    from captionqc.schemas import EngineInfo
+
+    settings = OcrSettings()
+    started = time.perf_counter()
+    engine = engine_for(settings)
+    load_s = time.perf_counter() - started
+
+    class TimedEngine:
+        """The real engine, with each call timed."""
+
+        def __init__(self) -> None:
+            self.calls: list[float] = []
+
+        @property
+        def info(self) -> EngineInfo:
+            return engine.info
+
+        def read(self, image: np.typing.NDArray[np.uint8]) -> list[TextLine]:
+            t0 = time.perf_counter()
+            try:
+                return engine.read(image)
+            finally:
+                self.calls.append(time.perf_counter() - t0)
+
+    columns = [
+        "clip",
+        "media s",
+        "stage s",
+        "RTF",
+        "decode s",
+        "sampled",
+        "OCR'd",
+        "OCR'd %",
+        "s/OCR call",
+        "OCR s",
+        "captions",
+        "CER",
+    ]
+    rows: list[list[str]] = []
+    totals = {"media": 0.0, "stage": 0.0, "decode": 0.0, "sampled": 0, "ocred": 0, "ocr_s": 0.0, "err": 0, "chars": 0}
+    for clip in clips:
+        truth = truth_of(clip)
+        t0 = time.perf_counter()
+        for _ in sample_frames(clip, fps=settings.sample_fps, region=settings.default_region):
+            pass
+        decode_s = time.perf_counter() - t0
+        timed = TimedEngine()
+        t0 = time.perf_counter()
+        outcome = read_captions(clip, settings=settings, engine=timed)
+        stage_s = time.perf_counter() - t0
+        # CER with spaces ignored, segments and captions concatenated in time order (each clip's captions do not
+        # overlap, so order is enough here; the tests map them by time overlap).
+        read = "".join("".join(s.text.split()) for s in outcome.segments)
+        want = "".join("".join(c["displayed_text"].split()) for c in truth["captions"])
+        errors = _levenshtein(want, read)
+        stats = outcome.stats
+        ocr_s = sum(timed.calls)
+        per_call = ocr_s / len(timed.calls) if timed.calls else 0.0
+        rows.append(
+            [
+                clip.stem,
+                f"{stats.media_duration_s:.1f}",
+                f"{stage_s:.2f}",
+                f"{stage_s / stats.media_duration_s:.3f}",
+                f"{decode_s:.2f}",
+                str(stats.frames_sampled),
+                str(stats.frames_ocred),
+                f"{100 * stats.frames_ocred / max(stats.frames_sampled, 1):.0f}%",
+                f"{per_call:.3f}",
+                f"{ocr_s:.2f}",
+                f"{len(outcome.segments)}/{len(truth['captions'])}",
+                f"{100 * errors / max(len(want), 1):.2f}%",
+            ]
+        )
+        totals["media"] += stats.media_duration_s
+        totals["stage"] += stage_s
+        totals["decode"] += decode_s
+        totals["sampled"] += stats.frames_sampled
+        totals["ocred"] += stats.frames_ocred
+        totals["ocr_s"] += ocr_s
+        totals["err"] += errors
+        totals["chars"] += len(want)
+    if clips:
+        rows.append(
+            [
+                "ALL",
+                f"{totals['media']:.1f}",
+                f"{totals['stage']:.2f}",
+                f"{totals['stage'] / totals['media']:.3f}",
+                f"{totals['decode']:.2f}",
+                str(totals["sampled"]),
+                str(totals["ocred"]),
+                f"{100 * totals['ocred'] / max(totals['sampled'], 1):.0f}%",
+                f"{totals['ocr_s'] / max(totals['ocred'], 1):.3f}",
+                f"{totals['ocr_s']:.2f}",
+                "",
+                f"{100 * totals['err'] / max(totals['chars'], 1):.2f}%",
+            ]
+        )
+    notes = [
+        f"engine {engine.info.name} {engine.info.version}, loaded in {load_s:.2f} s (not in the stage time)",
+        f"{settings.sample_fps:g} fps from the bottom third; change threshold {settings.change_threshold:g}, "
+        f"forced read every {settings.forced_ocr_interval_s:g} s",
+        "stage s = probe + decode + change detection + OCR + segment merging; decode s = a separate decode-only pass",
+    ]
+    return StageReport("OCR", columns, rows, notes, _peak_rss_mb())
+
+
+# ---------------------------------------------------------------------------------------------------- ASR
+
+
+def bench_asr(clips: list[Path]) -> StageReport:
+    """The ASR engineer's section: stage seconds vs the bare engine on the same audio, RTF, WER, peak RSS."""
+    return StageReport("ASR", ["clip"], [], ["not written yet"], _peak_rss_mb())
+
+
+# ---------------------------------------------------------------------------------------------------- runner
+
+BENCHES: dict[str, Callable[[list[Path]], StageReport]] = {"ocr": bench_ocr, "asr": bench_asr}
+
+
+def print_report(report: StageReport) -> None:
+    print(f"\n== {report.stage} stage (peak RSS of its process: {report.peak_rss_mb:.0f} MB)")
+    if report.rows:
+        widths = [max(len(c), *(len(r[i]) for r in report.rows)) for i, c in enumerate(report.columns)]
+        print("  ".join(c.rjust(w) for c, w in zip(report.columns, widths, strict=True)))
+        for row in report.rows:
+            print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+    for note in report.notes:
+        print(f"  - {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("clips", nargs="*", type=Path, help="clips with a .truth.json beside them (default: samples/)")
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only this stage (repeatable)")
+    args = parser.parse_args(argv)
+    clips = args.clips or sample_clips()
+    if not clips:
+        print("no sample clips with ground truth under samples/", file=sys.stderr)
+        return 1
+    print(f"{len(clips)} clips: {', '.join(c.stem for c in clips)}")
+    # One fresh process per stage, one after the other: peak RSS is the stage's own, and the stages do not compete
+    # for the CPU (on a shared machine the figures are noisy anyway: compare ratios within one run).
+    context = multiprocessing.get_context("spawn")
+    for name in args.only or list(BENCHES):
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            print_report(pool.submit(BENCHES[name], clips).result())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
