@@ -177,3 +177,15 @@ def test_missing_media(tmp_path: Path) -> None:
 def test_too_long() -> None:
     with pytest.raises(MediaTooLong):
         transcribe(SAMPLE_CLIPS[0].media, settings=AsrSettings(max_media_duration_s=5.0))
+
+
+def test_pocketsphinx_words_do_not_depend_on_earlier_pieces() -> None:
+    from captionqc.asr.engines import EngineSpec, cached_engine
+    from captionqc.asr.settings import EngineKind
+    from captionqc.media.audio import SAMPLE_RATE, decode_audio
+
+    engine = cached_engine(EngineSpec.from_settings(AsrSettings(engine=EngineKind.POCKETSPHINX)))
+    audio = decode_audio(SAMPLE_CLIPS[0].media)
+    first = engine.transcribe(audio[: 8 * SAMPLE_RATE], language="en-US")
+    engine.transcribe(audio[8 * SAMPLE_RATE : 20 * SAMPLE_RATE], language="en-US")
+    assert engine.transcribe(audio[: 8 * SAMPLE_RATE], language="en-US") == first

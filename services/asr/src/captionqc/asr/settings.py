@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from captionqc.runtime.media_uri import MediaUriPolicy
 from captionqc.runtime.settings import ServiceSettings
 
 
@@ -59,6 +60,11 @@ class AsrSettings(ServiceSettings):
     max_media_duration_s: Annotated[float, Field(gt=0)] = 3 * 3600.0
     media_root: Path | None = Field(default=None, description="file:// media is allowed only under this folder.")
     allowed_https_hosts: frozenset[str] = frozenset()
+    media_download_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 300.0
+    media_temp_dir: Path | None = None
+    # Jobs handled at once by one worker. Engines are not shared between jobs concurrently (each holds a lock),
+    # so more cores are used through pool_size, not through this.
+    worker_threads: Annotated[int, Field(ge=1, le=64)] = 1
     results_uri: str = Field(
         default="var/results", description="Where oversized results go: a local folder or gs://bucket/prefix."
     )
@@ -68,3 +74,6 @@ class AsrSettings(ServiceSettings):
     cloud_run_job: str | None = Field(
         default=None, description="projects/…/locations/…/jobs/… started per job in cloud_run_job mode."
     )
+
+    def media_policy(self) -> MediaUriPolicy:
+        return MediaUriPolicy(media_root=self.media_root, allowed_https_hosts=self.allowed_https_hosts)

@@ -1,0 +1,183 @@
+"""The ASR service: the ``job.requested`` handler (the edge) and the job processing it delegates to.
+
+`process_job` is the service layer: open the media by URI, transcribe it, and package the result (inline, or in
+the result store when too large for one message). It is blocking CPU and I/O work, so the handler runs it in the
+runner's thread pool; with ``pool_size > 1`` the engine work itself runs in the service's worker processes
+(`ProcessPoolEngine`, whose workers each load the engine once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from captionqc.asr.engines import AsrEngine, EngineSpec, build_engine
+from captionqc.asr.pool import ProcessPoolEngine
+from captionqc.asr.settings import AsrSettings, ExecutionMode
+from captionqc.asr.stage import transcribe
+from captionqc.media.source import open_media
+from captionqc.media.storage import ResultStore, result_store_from_uri
+from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
+from captionqc.runtime.pubsub import EventPublisher
+from captionqc.schemas import (
+    AsrCompleted,
+    CloudEvent,
+    EventType,
+    JobRequested,
+    Stage,
+    StageProgress,
+    deterministic_event_id,
+    new_event,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE = "//captionqc/asr"
+SUBSCRIPTION = "asr-jobs"
+
+
+def process_job(
+    job: JobRequested,
+    *,
+    settings: AsrSettings,
+    store: ResultStore,
+    engine: AsrEngine,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> AsrCompleted:
+    """Transcribe ``job``'s media; raises `PermanentMediaError` / `TransientMediaError` as classified."""
+    with open_media(
+        job.media.uri,
+        settings.media_policy(),
+        temp_dir=settings.media_temp_dir,
+        timeout_s=settings.media_download_timeout_s,
+    ) as path:
+        outcome = transcribe(path, language=job.language, settings=settings, on_progress=on_progress, engine=engine)
+    inline = AsrCompleted(
+        job_id=job.job_id,
+        tenant=job.tenant,
+        words=outcome.words,
+        language=job.language,
+        engine=outcome.engine,
+        stats=outcome.stats,
+    )
+    body = inline.model_dump_json().encode()
+    if len(body) <= settings.inline_result_max_bytes:
+        return inline
+    # Claim check: the same model, stored; the key depends only on the job and engine, so a redelivery overwrites.
+    engine_tag = re.sub(r"[^A-Za-z0-9._-]", "-", f"{outcome.engine.name}-{outcome.engine.version}")
+    key = f"asr/{job.tenant}/{job.job_id}/{engine_tag}.json"
+    uri = store.put_json(key, body)
+    log.info("result stored by claim check", extra={"bytes": len(body), "result_uri": uri})
+    return AsrCompleted(
+        job_id=job.job_id,
+        tenant=job.tenant,
+        result_uri=uri,
+        language=job.language,
+        engine=outcome.engine,
+        stats=outcome.stats,
+    )
+
+
+def completed_event(result: AsrCompleted) -> CloudEvent[AsrCompleted]:
+    # Deterministic ce-id: a redelivered job yields the same id, so downstream consumers drop the duplicate.
+    event_id = deterministic_event_id(result.job_id, Stage.ASR.value, result.engine.name, result.engine.version)
+    return new_event(EventType.ASR_COMPLETED, result, source=SOURCE, event_id=event_id)
+
+
+def progress_event(job: JobRequested, fraction: float, message: str) -> CloudEvent[StageProgress]:
+    progress = StageProgress(
+        job_id=job.job_id, tenant=job.tenant, stage=Stage.ASR, progress=min(max(fraction, 0.0), 1.0), message=message
+    )
+    return new_event(EventType.ASR_PROGRESS, progress, source=SOURCE)
+
+
+@dataclass
+class ProgressRelay:
+    """Called on the worker thread; hops each (throttled) progress event back to the loop to publish it."""
+
+    loop: asyncio.AbstractEventLoop
+    publish: Callable[[CloudEvent[Any]], Awaitable[object]]
+    job: JobRequested
+    interval_s: float
+    _last: float = field(default=float("-inf"), init=False)
+    _pending: list[concurrent.futures.Future[None]] = field(default_factory=list, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if fraction < 1.0 and now - self._last < self.interval_s:
+                return
+            self._last = now
+            event = progress_event(self.job, fraction, message)
+            self._pending.append(asyncio.run_coroutine_threadsafe(_publish(self.publish, event), self.loop))
+
+    async def drain(self) -> None:
+        """Wait for the progress publishes; a lost progress tick is logged, never a reason to fail the job."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        results = await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("a progress event could not be published: %s", result)
+
+
+async def _publish(publish: Callable[[CloudEvent[Any]], Awaitable[object]], event: CloudEvent[Any]) -> None:
+    await publish(event)
+
+
+@dataclass
+class AsrService:
+    settings: AsrSettings
+    store: ResultStore
+    engine: AsrEngine
+
+    async def handle_job_requested(self, event: CloudEvent[Any], ctx: HandlerContext) -> None:
+        """``captionqc.job.requested`` → ``captionqc.asr.completed`` (failures are mapped by the runner)."""
+        job = event.data
+        if not isinstance(job, JobRequested):
+            log.warning("ignoring %s on %s", event.type.value, ctx.subscription)
+            return
+        relay = ProgressRelay(asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s)
+        try:
+            result = await ctx.run_in_pool(self._process, job, relay)
+        finally:
+            await relay.drain()
+        await ctx.publish(completed_event(result))
+
+    def _process(self, job: JobRequested, on_progress: Callable[[float, str], None]) -> AsrCompleted:
+        return process_job(job, settings=self.settings, store=self.store, engine=self.engine, on_progress=on_progress)
+
+
+def build_engine_for_service(settings: AsrSettings) -> AsrEngine:
+    """The engine for the worker's lifetime: in this process, or on ``pool_size`` worker processes."""
+    spec = EngineSpec.from_settings(settings)
+    if settings.pool_size > 1:
+        pool = ProcessPoolEngine(spec, settings.pool_size)
+        _ = pool.info  # start the workers and load their engines now, not on the first job
+        return pool
+    return build_engine(spec)
+
+
+@asynccontextmanager
+async def worker_setup(settings: AsrSettings, publisher: EventPublisher) -> AsyncIterator[WorkerSetup]:
+    """The worker's resources for its lifetime: the engine (loaded once, off the loop) and the route."""
+    if settings.execution_mode is not ExecutionMode.INLINE:
+        raise NotImplementedError("execution_mode=cloud_run_job is not implemented for the ASR worker yet")
+    engine = await asyncio.to_thread(build_engine_for_service, settings)
+    service = AsrService(settings=settings, store=result_store_from_uri(settings.results_uri), engine=engine)
+    try:
+        yield WorkerSetup(
+            routes=[Route(SUBSCRIPTION, service.handle_job_requested, max_messages=settings.worker_threads)]
+        )
+    finally:
+        if isinstance(engine, ProcessPoolEngine):
+            await asyncio.to_thread(engine.close)
