@@ -11,10 +11,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -74,16 +76,12 @@ class RequestContextMiddleware:
                 message = {**message, "headers": raw}
             await send(message)
 
-        parent = extract_trace_context({k: v for k, v in headers.items() if k in {"traceparent", "tracestate"}})
         start = time.perf_counter()
         token = set_request_id(request_id)
         try:
-            with (
-                log_context(request_id=request_id),
-                self._tracer.start_as_current_span(
-                    method, context=parent, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
-                ) as span,
-            ):
+            with log_context(request_id=request_id), self._server_span(method, headers) as (span, own_span):
+                # Set now: an outer span may already be ended when the response's last byte has gone.
+                span.set_attribute("captionqc.request_id", request_id)
                 try:
                     await self.app(scope, receive, send_with_request_id)
                 except Exception as exc:
@@ -95,13 +93,13 @@ class RequestContextMiddleware:
                 finally:
                     route = _route_template(scope)
                     duration_ms = round((time.perf_counter() - start) * 1000, 2)
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.request.method", method)
-                    span.set_attribute("http.route", route)
-                    span.set_attribute("http.response.status_code", status)
-                    span.set_attribute("captionqc.request_id", request_id)
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
+                    if own_span:
+                        span.update_name(f"{method} {route}")
+                        span.set_attribute("http.request.method", method)
+                        span.set_attribute("http.route", route)
+                        span.set_attribute("http.response.status_code", status)
+                        if status >= 500:
+                            span.set_status(Status(StatusCode.ERROR))
                     access_log.info(
                         "%s %s %s",
                         method,
@@ -111,6 +109,20 @@ class RequestContextMiddleware:
                     )
         finally:
             reset_request_id(token)
+
+    @contextmanager
+    def _server_span(self, method: str, headers: Headers) -> Iterator[tuple[Span, bool]]:
+        """The request's SERVER span: the one an outer layer already started (FastAPI's native telemetry, or
+        contrib's ASGI instrumentation) if there is one, else ours, continuing an incoming ``traceparent``."""
+        current = trace.get_current_span()
+        if current.is_recording() and current.get_span_context().is_valid:
+            yield current, False
+            return
+        parent = extract_trace_context({k: v for k, v in headers.items() if k in {"traceparent", "tracestate"}})
+        with self._tracer.start_as_current_span(
+            method, context=parent, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
+        ) as span:
+            yield span, True
 
 
 def _route_template(scope: Scope) -> str:

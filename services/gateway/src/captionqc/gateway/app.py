@@ -1,0 +1,94 @@
+"""The gateway's app factory: ``create_app(settings)``; ``create_app()`` reads ``GatewaySettings`` from the env.
+
+Production: ``gunicorn -k uvicorn.workers.UvicornWorker "captionqc.gateway.app:create_app()" …`` (see README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+
+from captionqc.gateway import endpoints
+from captionqc.gateway.runtime import GatewayRuntime, gateway_runtime
+from captionqc.gateway.settings import GatewaySettings
+from captionqc.gateway.tables import outbox
+from captionqc.runtime.db import create_engine, ping, session_factory
+from captionqc.runtime.http.auth import install_auth
+from captionqc.runtime.http.errors import install_error_handlers
+from captionqc.runtime.http.health import health_router
+from captionqc.runtime.http.middleware import install_middleware
+from captionqc.runtime.logs import configure_logging
+from captionqc.runtime.outbox_relay import OutboxRelay
+from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.tracing import configure_tracing, shutdown_tracing
+from captionqc.schemas.api import JobCreate
+
+
+async def database_ready(request: Request) -> bool:
+    return await ping(gateway_runtime(request).engine)
+
+
+async def relay_running(request: Request) -> bool:
+    return gateway_runtime(request).relay.running
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.gcp_project, settings.log_level)
+        configure_tracing(settings)
+        engine = create_engine(settings)
+        sessions = session_factory(engine)
+        publisher = EventPublisher(settings.gcp_project, max_in_flight=settings.publisher_max_in_flight)
+        relay = OutboxRelay(sessions, outbox, publisher, poll_interval_s=settings.relay_poll_interval_s)
+        relay.start()
+        app.state.runtime = GatewayRuntime(settings, engine, sessions, publisher, relay)
+        try:
+            yield
+        finally:
+            # Drain what this process committed, then close: the relay publishes pending rows before stopping.
+            await relay.stop()
+            await asyncio.to_thread(publisher.close)
+            await engine.dispose()
+            shutdown_tracing()
+            app.state.runtime = None
+
+    app = FastAPI(
+        title="captionqc gateway",
+        version="1.0.0",
+        summary="Accepts caption-check jobs: authenticated, validated, idempotent, never lost.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    install_middleware(app, max_body_bytes=settings.max_body_bytes)
+    install_auth(app, settings)
+    app.include_router(health_router({"database": database_ready, "outbox_relay": relay_running}))
+    app.include_router(endpoints.router)
+    _document_json_bodies(app, JobCreate)
+    return app
+
+
+def _document_json_bodies(app: FastAPI, *models: type[JobCreate]) -> None:
+    """Add the models that routes parse themselves (see `endpoints.job_create_body`) to the OpenAPI components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes, openapi_version="3.1.0"
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(model_schema.pop("$defs", {}))
+                components[model.__name__] = model_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,134 @@
+"""Accepting a job: check the media and callback URLs, record the job and its ``job.requested`` event together.
+
+The caller owns the transaction (one unit of work per request) and wakes the outbox relay after it commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from captionqc.gateway import repository
+from captionqc.gateway.settings import GatewaySettings
+from captionqc.gateway.tables import outbox
+from captionqc.runtime.http.auth import Principal
+from captionqc.runtime.http.errors import Conflict, InvalidInput
+from captionqc.runtime.media_uri import MediaUriError, check_https_host, check_media_uri
+from captionqc.runtime.messaging_tables import add_to_outbox
+from captionqc.schemas import EventType, JobRequested, MediaRef, new_event
+from captionqc.schemas.api import ErrorDetail, JobAccepted, JobCreate, JobLinks
+
+ACCEPTED = 202
+_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.goog", "169.254.169.254"})
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What to answer: a new job (``created``) or the replay of an earlier answer to the same Idempotency-Key."""
+
+    status_code: int
+    body: dict[str, Any]
+    job_id: str
+    created: bool
+
+
+def request_hash(job: JobCreate) -> str:
+    """Hash of the canonical body: key order, whitespace and spelled-out defaults do not make a request differ."""
+    canonical = json.dumps(job.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _rejected(field: str, exc: MediaUriError) -> InvalidInput:
+    return InvalidInput(
+        f"{field} is not allowed: {exc.message}",
+        details=[ErrorDetail(loc=["body", field], msg=exc.message, type=exc.rule)],
+    )
+
+
+async def check_urls(job: JobCreate, settings: GatewaySettings) -> None:
+    """Apply the media URI policy and the callback rules; 422 naming the field and the rule."""
+    policy = settings.media_policy()
+    try:
+        if urlsplit(job.media_uri).scheme.lower() == "https":
+            # Resolving the host is blocking DNS: off the event loop.
+            await asyncio.to_thread(check_media_uri, job.media_uri, policy)
+        else:
+            check_media_uri(job.media_uri, policy)
+    except MediaUriError as exc:
+        raise _rejected("media_uri", exc) from None
+    if job.callback_url is None:
+        return
+    try:
+        if settings.callback_allow_private_hosts:
+            _check_local_callback(job.callback_url)
+        else:
+            await asyncio.to_thread(check_https_host, job.callback_url, settings.callback_allowed_hosts)
+    except MediaUriError as exc:
+        raise _rejected("callback_url", exc) from None
+
+
+def _check_local_callback(url: str) -> None:
+    """Local end-to-end runs receive webhooks on 127.0.0.1 over plain http; the metadata server stays off-limits."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in {"http", "https"}:
+        raise MediaUriError("scheme_not_allowed", "only http:// and https:// callbacks are allowed")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise MediaUriError("uri_syntax", "the URL has no host")
+    if host in _METADATA_HOSTS or host.endswith(".internal"):
+        raise MediaUriError("metadata_host", f"{host!r} is a metadata or internal host")
+
+
+async def accept_job(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    job: JobCreate,
+    settings: GatewaySettings,
+    idempotency_key: str | None,
+    request_id: str | None,
+) -> Acceptance:
+    """Record the job and queue ``captionqc.job.requested`` in the caller's transaction."""
+    await check_urls(job, settings)
+    job_id = uuid.uuid4()
+    status_url = f"{settings.status_base_url.rstrip('/')}/v1/jobs/{job_id}"
+    body = JobAccepted(job_id=str(job_id), links=JobLinks(status=status_url)).model_dump(mode="json")
+    if idempotency_key is not None:
+        digest = request_hash(job)
+        earlier = await repository.claim_idempotency_key(
+            session,
+            tenant=principal.tenant,
+            key=idempotency_key,
+            request_hash=digest,
+            job_id=job_id,
+            response=repository.StoredResponse(request_hash=digest, status_code=ACCEPTED, body=body),
+        )
+        if earlier is not None:
+            if earlier.request_hash != digest:
+                raise Conflict("This Idempotency-Key was already used with a different request body.")
+            return Acceptance(earlier.status_code, earlier.body, str(earlier.body.get("job_id")), created=False)
+
+    await repository.insert_job(session, job_id=job_id, tenant=principal.tenant, job=job, request_id=request_id)
+    event = new_event(
+        EventType.JOB_REQUESTED,
+        JobRequested(
+            job_id=str(job_id),
+            tenant=principal.tenant,
+            media=MediaRef(uri=job.media_uri),
+            language=job.language,
+            options=job.options,
+            callback_url=job.callback_url,
+            requested_at=datetime.now(UTC),
+        ),
+        source=settings.event_source,
+    )
+    await add_to_outbox(session, outbox, event)
+    return Acceptance(ACCEPTED, body, str(job_id), created=True)

@@ -1,0 +1,59 @@
+"""The gateway's one settings class (env prefix ``CAPTIONQC_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from captionqc.runtime.http.auth import AuthSettings
+from captionqc.runtime.media_uri import MediaUriPolicy
+from captionqc.runtime.settings import Environment, ServiceSettings
+
+HostList = Annotated[frozenset[str], NoDecode]
+
+
+class GatewaySettings(ServiceSettings, AuthSettings):
+    model_config = SettingsConfigDict(env_prefix="CAPTIONQC_GATEWAY_", extra="ignore", frozen=True)
+
+    service_name: str = "captionqc-gateway"
+    event_source: str = "//captionqc/gateway"
+    status_base_url: str = Field(
+        default="http://127.0.0.1:8081", description="Base URL of the status service, for `links.status`/`Location`."
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    media_root: Path | None = Field(default=None, description="Root for file:// media; unset → file:// refused.")
+    allowed_https_hosts: HostList = Field(
+        default=frozenset(), description="Hosts https:// media may come from (comma-separated)."
+    )
+    callback_allowed_hosts: HostList = Field(
+        default=frozenset(), description="Hosts callback_url may point to (comma-separated)."
+    )
+    callback_allow_private_hosts: bool = Field(
+        default=False,
+        description="Local end-to-end tests only: allow http(s) callbacks to any host, loopback included. "
+        "Refused in production.",
+    )
+    relay_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    publisher_max_in_flight: Annotated[int, Field(ge=1, le=10000)] = 1000
+
+    @field_validator("allowed_https_hosts", "callback_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(h.strip().lower() for h in value.split(",") if h.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _no_private_callbacks_in_production(self) -> GatewaySettings:
+        if self.environment is Environment.PRODUCTION and self.callback_allow_private_hosts:
+            raise ValueError("callback_allow_private_hosts must not be set in production")
+        return self
+
+    def secrets_to_check(self) -> dict[str, SecretStr | None]:
+        return {"jwt_secret": self.jwt_secret}
+
+    def media_policy(self) -> MediaUriPolicy:
+        return MediaUriPolicy(media_root=self.media_root, allowed_https_hosts=self.allowed_https_hosts)
