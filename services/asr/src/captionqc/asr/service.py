@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from captionqc.asr.dispatch import CloudRunJobDispatcher, JobDispatcher
 from captionqc.asr.engines import AsrEngine, EngineSpec, build_engine
 from captionqc.asr.pool import ProcessPoolEngine
 from captionqc.asr.settings import AsrSettings, ExecutionMode
@@ -31,8 +32,10 @@ from captionqc.schemas import (
     AsrCompleted,
     CloudEvent,
     EventType,
+    FailureReason,
     JobRequested,
     Stage,
+    StageFailed,
     StageProgress,
     deterministic_event_id,
     new_event,
@@ -134,17 +137,31 @@ async def _publish(publish: Callable[[CloudEvent[Any]], Awaitable[object]], even
     await publish(event)
 
 
+def failed_event(job: JobRequested, reason: FailureReason, message: str) -> CloudEvent[StageFailed]:
+    """The event the consumer runner publishes for a permanent failure (same ce-id), for the Cloud Run Job."""
+    failed = StageFailed(job_id=job.job_id, tenant=job.tenant, stage=Stage.ASR, reason=reason, message=message[:2000])
+    event_id = deterministic_event_id(job.job_id, Stage.ASR.value, "failed")
+    return new_event(EventType.ASR_FAILED, failed, source=SOURCE, event_id=event_id)
+
+
 @dataclass
 class AsrService:
     settings: AsrSettings
     store: ResultStore
-    engine: AsrEngine
+    # None only in a dispatch-only worker (cloud_run_job mode), which never loads a model.
+    engine: AsrEngine | None = None
+    dispatcher: JobDispatcher | None = None
 
     async def handle_job_requested(self, event: CloudEvent[Any], ctx: HandlerContext) -> None:
         """``captionqc.job.requested`` → ``captionqc.asr.completed`` (failures are mapped by the runner)."""
         job = event.data
         if not isinstance(job, JobRequested):
             log.warning("ignoring %s on %s", event.type.value, ctx.subscription)
+            return
+        if self.dispatcher is not None:
+            # Long media runs as a Cloud Run Job execution, which publishes the result itself; ack once started.
+            execution = await ctx.run_in_pool(self.dispatcher.dispatch, job)
+            log.info("dispatched to a Cloud Run Job", extra={"execution": execution})
             return
         relay = ProgressRelay(asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s)
         try:
@@ -154,6 +171,8 @@ class AsrService:
         await ctx.publish(completed_event(result))
 
     def _process(self, job: JobRequested, on_progress: Callable[[float, str], None]) -> AsrCompleted:
+        if self.engine is None:
+            raise RuntimeError("this ASR worker only dispatches Cloud Run Jobs; it has no engine")
         return process_job(job, settings=self.settings, store=self.store, engine=self.engine, on_progress=on_progress)
 
 
@@ -167,13 +186,21 @@ def build_engine_for_service(settings: AsrSettings) -> AsrEngine:
     return build_engine(spec)
 
 
+def build_service(settings: AsrSettings, *, dispatcher: JobDispatcher | None = None) -> AsrService:
+    if dispatcher is None and settings.execution_mode is ExecutionMode.CLOUD_RUN_JOB:
+        dispatcher = CloudRunJobDispatcher.from_settings(settings)
+    # Load the model at start-up, not on the first job (in cloud_run_job mode this process never transcribes).
+    engine = None if dispatcher is not None else build_engine_for_service(settings)
+    return AsrService(
+        settings=settings, store=result_store_from_uri(settings.results_uri), engine=engine, dispatcher=dispatcher
+    )
+
+
 @asynccontextmanager
 async def worker_setup(settings: AsrSettings, publisher: EventPublisher) -> AsyncIterator[WorkerSetup]:
     """The worker's resources for its lifetime: the engine (loaded once, off the loop) and the route."""
-    if settings.execution_mode is not ExecutionMode.INLINE:
-        raise NotImplementedError("execution_mode=cloud_run_job is not implemented for the ASR worker yet")
-    engine = await asyncio.to_thread(build_engine_for_service, settings)
-    service = AsrService(settings=settings, store=result_store_from_uri(settings.results_uri), engine=engine)
+    service = await asyncio.to_thread(build_service, settings)
+    engine = service.engine
     try:
         yield WorkerSetup(
             routes=[Route(SUBSCRIPTION, service.handle_job_requested, max_messages=settings.worker_threads)]

@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from captionqc.runtime.media_uri import MediaUriPolicy
@@ -71,9 +71,16 @@ class AsrSettings(ServiceSettings):
     inline_result_max_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     progress_interval_s: Annotated[float, Field(ge=0)] = 2.0
     execution_mode: ExecutionMode = ExecutionMode.INLINE
-    cloud_run_job: str | None = Field(
-        default=None, description="projects/…/locations/…/jobs/… started per job in cloud_run_job mode."
-    )
+    cloud_run_job_name: str | None = Field(default=None, description="The Cloud Run Job started per job.")
+    cloud_run_region: str | None = None
+
+    @model_validator(mode="after")
+    def _cloud_run_job_needs_a_name(self) -> AsrSettings:
+        if self.execution_mode is ExecutionMode.CLOUD_RUN_JOB and not (
+            self.cloud_run_job_name and self.cloud_run_region
+        ):
+            raise ValueError("execution_mode=cloud_run_job needs cloud_run_job_name and cloud_run_region")
+        return self
 
     def media_policy(self) -> MediaUriPolicy:
         return MediaUriPolicy(media_root=self.media_root, allowed_https_hosts=self.allowed_https_hosts)

@@ -1,0 +1,176 @@
+"""Execution mode ``cloud_run_job``: dispatch against a fake of the Cloud Run admin API (it cannot run here), and
+the job entrypoint for real (``python -m captionqc.asr.job`` publishing to the emulator)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import run_v2
+
+from captionqc.asr.dispatch import JOB_ID_ENV, CloudRunJobDispatcher, job_json_key
+from captionqc.asr.service import SUBSCRIPTION, AsrService, build_service
+from captionqc.asr.settings import AsrSettings, ExecutionMode
+from captionqc.asr.wer import word_error_rate
+from captionqc.media.errors import TransientMediaError
+from captionqc.media.storage import LocalResultStore
+from captionqc.runtime.consumer import ConsumerRunner, Route
+from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.schemas import EventType, FailureReason, JobRequested, Stage, deterministic_event_id
+
+from .bus import job_event, pull_events
+from .conftest import SAMPLE_CLIPS, SAMPLES
+
+
+class FakeOperation:
+    def __init__(self, name: str) -> None:
+        self.metadata = run_v2.Execution(name=name)
+
+
+class FakeJobsClient:
+    """Records `run_job` requests as the Cloud Run admin API would receive them."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.requests: list[run_v2.RunJobRequest] = []
+        self.fail = fail
+
+    def run_job(self, request: run_v2.RunJobRequest) -> FakeOperation:
+        if self.fail is not None:
+            raise self.fail
+        self.requests.append(request)
+        return FakeOperation(f"{request.name}/executions/asr-{len(self.requests)}")
+
+
+def cloud_settings(tmp_path: Path) -> AsrSettings:
+    return AsrSettings(
+        execution_mode=ExecutionMode.CLOUD_RUN_JOB,
+        cloud_run_job_name="captionqc-asr-job",
+        cloud_run_region="europe-west1",
+        gcp_project="captionqc-prod",
+        results_uri=str(tmp_path / "results"),
+    )
+
+
+def test_settings_refuse_cloud_run_mode_without_a_job() -> None:
+    with pytest.raises(ValueError, match="needs cloud_run_job_name"):
+        AsrSettings(execution_mode=ExecutionMode.CLOUD_RUN_JOB)
+
+
+def test_dispatch_starts_an_execution_carrying_the_job(tmp_path: Path) -> None:
+    settings = cloud_settings(tmp_path)
+    client = FakeJobsClient()
+    dispatcher = CloudRunJobDispatcher.from_settings(settings, client=client)
+    job = job_event("gs://captionqc-media/in/clip.mp4").data
+    execution = dispatcher.dispatch(job)
+    [request] = client.requests
+    assert request.name == "projects/captionqc-prod/locations/europe-west1/jobs/captionqc-asr-job"
+    assert execution == f"{request.name}/executions/asr-1"
+    [override] = request.overrides.container_overrides
+    assert [(e.name, e.value) for e in override.env] == [(JOB_ID_ENV, job.job_id)]
+    assert override.args[0] == "--job-uri"
+    stored = LocalResultStore(tmp_path / "results").get_json(override.args[1])
+    assert JobRequested.model_validate_json(stored) == job
+    assert override.args[1].endswith(job_json_key(job))
+
+
+def test_dispatch_failure_of_the_admin_api_is_transient(tmp_path: Path) -> None:
+    client = FakeJobsClient(fail=gexc.ServiceUnavailable("try later"))
+    dispatcher = CloudRunJobDispatcher.from_settings(cloud_settings(tmp_path), client=client)
+    with pytest.raises(TransientMediaError):
+        dispatcher.dispatch(job_event("gs://captionqc-media/clip.mp4").data)
+
+
+async def test_a_dispatching_worker_acks_without_reading(
+    pubsub_project: str, publisher: EventPublisher, pubsub_emulator: Any, tmp_path: Path
+) -> None:
+    settings = cloud_settings(tmp_path)
+    assert build_service(settings).engine is None  # a dispatch-only worker never loads a model
+    client = FakeJobsClient()
+    service = AsrService(
+        settings=settings,
+        store=LocalResultStore(tmp_path / "results"),
+        dispatcher=CloudRunJobDispatcher.from_settings(settings, client=client),
+    )
+    runner = ConsumerRunner(
+        project=pubsub_project,
+        source="//captionqc/asr",
+        routes=[Route(SUBSCRIPTION, service.handle_job_requested)],
+        publisher=publisher,
+        failure_stage=Stage.ASR,
+    )
+    await runner.start()
+    try:
+        await publisher.publish(job_event("gs://captionqc-media/clip.mp4"))
+        for _ in range(200):
+            state = pubsub_emulator.subscription_state(subscription_path(pubsub_project, SUBSCRIPTION))
+            if state["acked"] == 1:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+    assert state["acked"] == 1
+    assert len(client.requests) == 1
+    # The execution publishes the result, not the dispatcher.
+    assert await asyncio.to_thread(pull_events, pubsub_project, "crosscheck-asr-results", expect=1, timeout=3) == []
+
+
+@pytest.fixture
+async def publisher(pubsub_project: str) -> AsyncIterator[EventPublisher]:
+    pub = EventPublisher(pubsub_project)
+    yield pub
+    pub.close()
+
+
+def run_entrypoint(job_uri: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "captionqc.asr.job", "--job-uri", job_uri],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+async def test_job_entrypoint_reads_the_job_and_publishes_the_result(pubsub_project: str, tmp_path: Path) -> None:
+    clip = min(SAMPLE_CLIPS, key=lambda c: c.truth["duration_s"])
+    results = tmp_path / "results"
+    store = LocalResultStore(results)
+    good = job_event(clip.media.as_uri()).data
+    missing = job_event((SAMPLES / "no-such-clip.mp4").as_uri()).data
+    env = {
+        "CAPTIONQC_ASR_GCP_PROJECT": pubsub_project,
+        "CAPTIONQC_ASR_MEDIA_ROOT": str(SAMPLES),
+        "CAPTIONQC_ASR_RESULTS_URI": str(results),
+    }
+    for job in (good, missing):
+        uri = store.put_json(job_json_key(job), job.model_dump_json().encode())
+        done = await asyncio.to_thread(run_entrypoint, uri, {**env, JOB_ID_ENV: job.job_id})
+        assert done.returncode == 0, done.stderr[-3000:]
+    events = await asyncio.to_thread(pull_events, pubsub_project, "crosscheck-asr-results", expect=2, timeout=30)
+    by_job = {e.subject: e for e in events}
+    completed, failed = by_job[good.job_id], by_job[missing.job_id]
+    assert completed.type is EventType.ASR_COMPLETED
+    assert completed.id == deterministic_event_id(
+        good.job_id, "asr", completed.data.engine.name, completed.data.engine.version
+    )
+    assert word_error_rate(clip.spoken_text, " ".join(w.word for w in completed.data.words)) <= 0.15
+    assert failed.type is EventType.ASR_FAILED
+    assert failed.data.reason is FailureReason.MEDIA_NOT_FOUND
+    assert failed.id == deterministic_event_id(missing.job_id, "asr", "failed")
+
+
+def test_job_entrypoint_refuses_a_job_id_mismatch(tmp_path: Path) -> None:
+    store = LocalResultStore(tmp_path)
+    job = job_event("gs://captionqc-media/clip.mp4").data
+    uri = store.put_json(job_json_key(job), job.model_dump_json().encode())
+    done = run_entrypoint(uri, {"CAPTIONQC_ASR_RESULTS_URI": str(tmp_path), JOB_ID_ENV: "not-this-job"})
+    assert done.returncode == 2
