@@ -93,6 +93,8 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAPTIONQC_ASR_ENGINE", "pocketsphinx")
     monkeypatch.setenv("CAPTIONQC_ASR_POOL_SIZE", "2")
     monkeypatch.setenv("CAPTIONQC_ASR_EXECUTION_MODE", "cloud_run_job")
+    monkeypatch.setenv("CAPTIONQC_ASR_CLOUD_RUN_JOB_NAME", "captionqc-asr-job")
+    monkeypatch.setenv("CAPTIONQC_ASR_CLOUD_RUN_REGION", "europe-west1")
     settings = AsrSettings()
     assert settings.engine is EngineKind.POCKETSPHINX
     assert settings.pool_size == 2
