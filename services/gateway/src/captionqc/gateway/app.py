@@ -6,6 +6,7 @@ Production: ``gunicorn -k uvicorn.workers.UvicornWorker "captionqc.gateway.app:c
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +29,8 @@ from captionqc.runtime.pubsub import EventPublisher
 from captionqc.runtime.tracing import configure_tracing, shutdown_tracing
 from captionqc.schemas.api import JobCreate
 
+log = logging.getLogger(__name__)
+
 
 async def database_ready(request: Request) -> bool:
     return await ping(gateway_runtime(request).engine)
@@ -35,6 +38,16 @@ async def database_ready(request: Request) -> bool:
 
 async def relay_running(request: Request) -> bool:
     return gateway_runtime(request).relay.running
+
+
+async def _final_pass(relay: OutboxRelay) -> None:
+    """``OutboxRelay.stop()`` can end on a pass that began before this process's last commits; publish those."""
+    try:
+        for _ in range(10):  # bounded: at most 10 batches at shutdown
+            if await relay.publish_pending() == 0:
+                return
+    except Exception:
+        log.exception("final outbox pass failed; unsent rows are left for the next process")
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -54,7 +67,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             # Drain what this process committed, then close: the relay publishes pending rows before stopping.
-            await relay.stop()
+            # A relay that already died (readyz said so) is not awaited: its rows wait for the next process.
+            if relay.running:
+                await relay.stop()
+                await _final_pass(relay)
+            else:
+                log.warning("outbox relay was not running at shutdown; unsent rows are left for the next process")
             await asyncio.to_thread(publisher.close)
             await engine.dispose()
             shutdown_tracing()
