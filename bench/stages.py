@@ -290,7 +290,43 @@ def bench_asr(clips: list[Path], repeats: int = 2) -> StageReport:
         f"settings: cpu_threads={settings.cpu_threads}, beam {settings.beam_size}, pool_size={settings.pool_size}, "
         f"pieces of ~{settings.chunk_target_s:g} s; goal stage/bare <= 1.10"
     )
+    if len(speech_clips) > 1:
+        notes.append(_asr_long_media(speech_clips))
     return StageReport("ASR", columns, rows, notes, _peak_rss_mb())
+
+
+def _asr_long_media(clips: list[Path]) -> str:
+    """Whisper on all clips' audio back to back, cut into ~60 s pieces: one worker process vs two."""
+    import tempfile
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from captionqc.asr.settings import AsrSettings
+    from captionqc.asr.stage import transcribe
+    from captionqc.media.audio import SAMPLE_RATE, decode_audio
+
+    audio = np.concatenate([decode_audio(c) for c in clips])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.wav"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("pcm_s16le", rate=SAMPLE_RATE, layout="mono")
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, 0, Fraction(1, SAMPLE_RATE)
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                out.mux(packet)
+        timings = {}
+        for workers in (1, 2):
+            settings = AsrSettings(pool_size=workers, chunk_target_s=60.0, chunk_slack_s=15.0)
+            t0 = time.perf_counter()
+            transcribe(path, settings=settings)
+            timings[workers] = time.perf_counter() - t0
+    return (
+        f"long media ({audio.size / SAMPLE_RATE:.0f} s, ~60 s pieces, worker start-up included): "
+        f"pool_size=1 {timings[1]:.2f} s, pool_size=2 {timings[2]:.2f} s ({timings[1] / timings[2]:.2f}x)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- runner
