@@ -206,9 +206,8 @@ def main() -> int:
             print(f"ratio POST /v1/jobs ÷ GET /healthz (req/s): {ratio:.2f}  (goal ≥ 0.5 with 0 errors)")
             print(f"statuses: healthz {trivial['statuses']}, jobs {jobs['statuses']}")
             lost = jobs["accepted"] - backlog
-            print(
-                f"accepted jobs: {jobs['accepted']}; job.requested events on {subscription.rsplit('/', 1)[1]}: {backlog}"
-            )
+            where = subscription.rsplit("/", 1)[1]
+            print(f"accepted jobs: {jobs['accepted']}; job.requested events on {where}: {backlog}")
             if lost > 0:
                 print(f"LOST: {lost} accepted jobs were not published")
                 return 1
