@@ -34,6 +34,7 @@ setup: $(VENV)/.installed ## Install Python deps (pinned) and the Debian package
 lock: $(UV) ## Re-resolve dependencies and rewrite requirements.lock.txt (hash-pinned, no index lines)
 	$(UV) lock
 	$(UV) export --all-packages --no-emit-workspace --format requirements-txt --quiet -o requirements.lock.txt
+	UV=$(UV) ./infra/docker/export-requirements.sh
 
 run: setup ## Start the whole system locally and leave it serving (Ctrl-C stops it)
 	$(VENV)/bin/captionqc stack run
@@ -48,6 +49,8 @@ lint: setup ## ruff check, ruff format --check, mypy strict, hadolint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) -m captionqc.schemas.export --check
+	./scripts/lint-infra.sh
 
 fmt: setup ## Format the code
 	$(VENV)/bin/ruff format .
@@ -58,6 +61,10 @@ bench: setup ## Run the benchmarks (print ratios; never fail on timing)
 
 schemas: setup ## Regenerate JSON Schema + AsyncAPI documents from libs/schemas
 	$(PY) -m captionqc.schemas.export
+
+samples: setup ## Rebuild the committed sample clips (needs espeak-ng + ffmpeg; tests use the committed files)
+	$(PY) tools/make_sample_clip/make_sample_clip.py samples/scripts/*.json --out-dir samples
+	$(PY) tools/make_sample_clip/make_sample_clip.py --error-samples samples
 
 clean: ## Remove the venv and local state
 	rm -rf $(VENV) .cache var

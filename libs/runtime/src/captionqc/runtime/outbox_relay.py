@@ -47,14 +47,21 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def stop(self) -> None:
-        """Publish what is pending (bounded), then stop."""
+        """Stop the loop, then publish what is still pending (bounded), so commits made just before shutdown leave."""
         self._stopping = True
         self._wakeup.set()
-        if self._task is not None:
+        if self._task is not None and not self._task.done():
             try:
                 await asyncio.wait_for(self._task, timeout=10)
             except TimeoutError:
                 self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        # The loop's last pass may have started before the latest commits: one more bounded pass after it.
+        with contextlib.suppress(Exception):
+            for _ in range(10):
+                if await self.publish_pending() < self._batch_size:
+                    break
 
     @property
     def running(self) -> bool:
@@ -62,6 +69,8 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
+            # Clear before the pass: a wake() landing during the pass then triggers the next one at once.
+            self._wakeup.clear()
             try:
                 while await self.publish_pending() == self._batch_size:
                     pass  # a full batch: there may be more right behind it
@@ -74,7 +83,6 @@ class OutboxRelay:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
-            self._wakeup.clear()
 
     async def publish_pending(self) -> int:
         """One pass: claim a batch of unsent rows, publish them, mark them sent. Returns the rows published."""

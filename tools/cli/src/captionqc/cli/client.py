@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -61,8 +62,21 @@ class CaptionqcClient:
         with self._client(self.status_url) as client:
             return _check(client.get(f"/v1/jobs/{job_id}/findings", params={"format": fmt})).text
 
+    def wait_visible(self, job_id: str, *, timeout_s: float = 30.0) -> JobView:
+        """The job as soon as the status service has projected it: right after a submit it may not have yet
+        (the gateway answers before the event has travelled), so a 404 is retried for a bounded time."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.job(job_id)
+            except ApiError as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.25)
+
     def stream(self, job_id: str, *, timeout_s: float = 900.0) -> Iterator[tuple[StreamEventName, JobView]]:
         """Server-Sent Events of the job until its final state (or the stream ends)."""
+        self.wait_visible(job_id)
         timeout = httpx.Timeout(10.0, read=timeout_s)
         with (
             httpx.Client(

@@ -36,8 +36,9 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack (embedded PostgreSQL, Pub/Sub emulator, five services).")
 app.add_typer(stack_app, name="stack")
-console = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, `| less`) gets a wide fixed width instead of 80 columns, so the table stays readable.
+console = Console() if sys.stdout.isatty() else Console(width=150)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=150)
 
 REPO_ROOT = Path(__file__).resolve().parents[5]
 DEFAULT_CLIP = REPO_ROOT / "samples" / "news_council.mp4"

@@ -193,6 +193,29 @@ class Stack:
         service.reader.start()
         self.services[name] = service
 
+    def kill_service(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one service and wait for it to die (chaos tests)."""
+        service = self.services[name]
+        assert service.process is not None
+        service.process.send_signal(sig)
+        service.process.wait(timeout=30)
+
+    def restart_service(self, name: str, timeout_s: float = 120.0) -> None:
+        """Start a stopped service again with the same command and settings, and wait until it is healthy."""
+        old = self.services.pop(name)
+        if old.process is not None and old.process.poll() is None:
+            old.process.terminate()
+            old.process.wait(timeout=30)
+        prefix = f"CAPTIONQC_{name.upper()}_"
+        port = int(old.env[f"{prefix}HEALTH_PORT"])
+        self.start_service(name, old.argv, port)
+        others = {k: v for k, v in self.services.items() if k != name}
+        self.services, saved = {name: self.services[name]}, others
+        try:
+            self.wait_healthy(timeout_s)
+        finally:
+            self.services = {**saved, **self.services}
+
     def wait_healthy(self, timeout_s: float = 120.0, on_wait: Callable[[str], None] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
         pending = dict(self.services)
