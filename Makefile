@@ -34,6 +34,7 @@ setup: $(VENV)/.installed ## Install Python deps (pinned) and the Debian package
 lock: $(UV) ## Re-resolve dependencies and rewrite requirements.lock.txt (hash-pinned, no index lines)
 	$(UV) lock
 	$(UV) export --all-packages --no-emit-workspace --format requirements-txt --quiet -o requirements.lock.txt
+	sed -i '2s/.*/#    make lock/' requirements.lock.txt
 	UV=$(UV) ./infra/docker/export-requirements.sh
 
 run: setup ## Start the whole system locally and leave it serving (Ctrl-C stops it)

@@ -18,7 +18,7 @@ HostList = Annotated[frozenset[str], NoDecode]
 class GatewaySettings(ServiceSettings, AuthSettings):
     model_config = SettingsConfigDict(env_prefix="CAPTIONQC_GATEWAY_", extra="ignore", frozen=True)
 
-    service_name: str = "captionqc-gateway"
+    service_name: str = "gateway"
     event_source: str = "//captionqc/gateway"
     status_base_url: str = Field(
         default="http://127.0.0.1:8081", description="Base URL of the status service, for `links.status`/`Location`."

@@ -29,7 +29,7 @@ class OcrSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="CAPTIONQC_OCR_", extra="ignore", frozen=True)
 
-    service_name: str = "captionqc-ocr"
+    service_name: str = "ocr"
 
     # Sampling and change detection.
     sample_fps: Annotated[float, Field(gt=0.0, le=30.0)] = 2.0

@@ -21,7 +21,9 @@ from captionqc.runtime.http.auth import install_auth
 from captionqc.runtime.http.errors import install_error_handlers
 from captionqc.runtime.http.health import health_router
 from captionqc.runtime.http.middleware import install_middleware
+from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.tracing import configure_tracing, shutdown_tracing
 from captionqc.status.consumer import CaptionFetcher, ProjectionBatcher, status_routes
 from captionqc.status.endpoints import router
 from captionqc.status.service import JobChanges, StatusService
@@ -47,6 +49,8 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.gcp_project, settings.log_level)
+        configure_tracing(settings)
         engine = create_engine(settings)
         sessions = session_factory(engine)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False)
@@ -88,6 +92,7 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
             await client.aclose()
             publisher.close()
             await engine.dispose()
+            shutdown_tracing()
 
     app = FastAPI(
         title="captionqc status",

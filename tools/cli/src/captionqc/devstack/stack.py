@@ -203,9 +203,14 @@ class Stack:
     def restart_service(self, name: str, timeout_s: float = 120.0) -> None:
         """Start a stopped service again with the same command and settings, and wait until it is healthy."""
         old = self.services.pop(name)
-        if old.process is not None and old.process.poll() is None:
-            old.process.terminate()
-            old.process.wait(timeout=30)
+        if old.process is not None:
+            if old.process.poll() is None:
+                old.process.terminate()
+                old.process.wait(timeout=30)
+            if old.reader is not None:
+                old.reader.join(timeout=2)
+            if old.process.stdout is not None:
+                old.process.stdout.close()
         prefix = f"CAPTIONQC_{name.upper()}_"
         port = int(old.env[f"{prefix}HEALTH_PORT"])
         self.start_service(name, old.argv, port)
@@ -250,6 +255,8 @@ class Stack:
         for service in self.services.values():
             if service.reader is not None:
                 service.reader.join(timeout=2)
+            if service.process is not None and service.process.stdout is not None:
+                service.process.stdout.close()
 
 
 def _python(*args: str) -> list[str]:
@@ -287,7 +294,7 @@ def _migrate_all(database_url: str) -> None:
 
 
 def _ensure_database(pg: Any) -> None:
-    exists = pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
+    exists = pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")  # noqa: S608 - a constant, not input
     if "(1 row)" not in exists:
         pg.psql(f'CREATE DATABASE "{DATABASE}";')
 
