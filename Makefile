@@ -24,7 +24,7 @@ $(UV):
 
 $(VENV)/.installed: requirements.lock.txt $(UV) $(foreach m,$(MEMBERS),$(m)/pyproject.toml)
 	@./scripts/apt-install.sh $(APT_PACKAGES)
-	$(UV) venv --allow-existing --python python3.11 $(VENV)
+	UV_PYTHON_DOWNLOADS=never $(UV) venv --allow-existing --python python3.11 $(VENV)
 	$(UV) pip sync --python $(PY) requirements.lock.txt
 	$(UV) pip install --python $(PY) --no-deps $(foreach m,$(MEMBERS),-e $(m))
 	@touch $@

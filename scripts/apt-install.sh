@@ -9,8 +9,10 @@ done
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # A failed install must not stop `make test`: the tests use committed media and wheels only. Say so loudly.
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    echo "setup: WARNING: could not install ${missing[*]} (the sample generator needs espeak-ng and ffmpeg)" >&2
+  fi
 else
   echo "setup: missing Debian packages: ${missing[*]}" >&2
   echo "setup: run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2

