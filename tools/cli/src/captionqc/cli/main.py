@@ -227,10 +227,12 @@ def stack_run(
             console.print(
                 f"media     put files under {stack.paths.media} (samples are in {stack.paths.media / 'samples'})"
             )
-            console.print(f"\nexport CAPTIONQC_TOKEN={tok}")
-            console.print(
+            # Plain print: a rich console would wrap the token across lines and break copy-paste.
+            print(f"\nexport CAPTIONQC_TOKEN={tok}", flush=True)
+            print(
                 f"export CAPTIONQC_GATEWAY_URL={stack.gateway_url} CAPTIONQC_STATUS_URL={stack.status_url}\n"
-                "captionqc submit samples/news_council.mp4 --wait\n"
+                ".venv/bin/captionqc submit samples/news_council.mp4 --wait\n",
+                flush=True,
             )
             console.rule("logs (Ctrl-C stops everything)")
             while not stop.is_set():

@@ -184,7 +184,14 @@ class Stack:
         env.pop("PYTHONASYNCIODEBUG", None)
         service = Service(name, argv, f"http://127.0.0.1:{port}/healthz", env)
         service.process = subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO_ROOT,
+            # Own session: Ctrl-C reaches only the launcher, which stops the services in order (SIGTERM, drain).
+            start_new_session=True,
         )
         assert service.process.stdout is not None
         service.reader = threading.Thread(
@@ -336,7 +343,7 @@ def running_stack(
         trace_file=paths.traces,
     )
     step("starting PostgreSQL (embedded)")
-    stack.pg = start_local_postgres(paths.pg)
+    stack.pg = start_local_postgres(paths.pg, own_session=True)
     try:
         _ensure_database(stack.pg)
         step("starting the Pub/Sub emulator")

@@ -78,8 +78,16 @@ class EmulatorProcess:
         # One file across restarts, so stderr_text() tells the whole story.
         if self._stderr is None:
             self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        # Its own session: a Ctrl-C in the terminal reaches only the launcher, which then stops the emulator last,
+        # after the services that still talk to it have drained.
         self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, text=True, env=env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,
         )
         line = self._wait_ready(self._process)
         grpc_part, admin_part = line[len(READY_PREFIX) :].split()
