@@ -48,8 +48,7 @@ locals {
     }
   }
 
-  # How each consumer dispatches a job: the OCR settings take the job's short name and region, the ASR
-  # settings the full resource name.
+  # How each consumer dispatches a job: the Cloud Run Job's short name and its region.
   dispatch_env = {
     ocr = {
       "CAPTIONQC_OCR_EXECUTION_MODE"     = var.stage_execution_mode
@@ -57,8 +56,9 @@ locals {
       "CAPTIONQC_OCR_CLOUD_RUN_REGION"   = var.region
     }
     asr = {
-      "CAPTIONQC_ASR_EXECUTION_MODE" = var.stage_execution_mode
-      "CAPTIONQC_ASR_CLOUD_RUN_JOB"  = "projects/${var.project_id}/locations/${var.region}/jobs/asr-job"
+      "CAPTIONQC_ASR_EXECUTION_MODE"     = var.stage_execution_mode
+      "CAPTIONQC_ASR_CLOUD_RUN_JOB_NAME" = "asr-job"
+      "CAPTIONQC_ASR_CLOUD_RUN_REGION"   = var.region
     }
   }
 
