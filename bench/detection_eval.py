@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
@@ -101,17 +102,17 @@ def _same_word(found: str, displayed: str) -> bool:
     return len(a) >= 4 and Levenshtein.normalized_similarity(a, b) >= 0.75
 
 
-def load_truth(path: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads(path.read_text())
+def load_truth(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
 def truth_inputs(
-    truth: dict[str, object], drop_spaces: float, rng: random.Random
+    truth: dict[str, Any], drop_spaces: float, rng: random.Random
 ) -> tuple[list[CaptionSegment], list[TimedWord]]:
     segments: list[CaptionSegment] = []
     words: list[TimedWord] = []
-    for cap in truth["captions"]:  # type: ignore[attr-defined]
+    for cap in truth["captions"]:
         text = cap["displayed_text"]
         if drop_spaces > 0:
             text = "".join(ch for ch in text if ch != " " or rng.random() >= drop_spaces)
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in truth_files:
         truth = load_truth(path)
         clip = str(truth["clip"])
-        captions = truth["captions"]  # type: ignore[assignment]
+        captions = truth["captions"]
         typos = [
             TruthTypo(
                 clip, c["index"], c["start_s"], c["end_s"], t["displayed"], t["spoken"], t["kind"], t["typo_type"]
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         clean = {clip: [(c["start_s"], c["end_s"]) for c in captions if not c["typos"]]}
         clean_minutes += sum(e - s for s, e in clean[clip]) / 60.0
-        total_minutes += float(truth["duration_s"]) / 60.0  # type: ignore[arg-type]
+        total_minutes += float(truth["duration_s"]) / 60.0
         if args.input == "engines":
             media = path.with_name(clip)
             segments, words, timings = engine_inputs(media)
@@ -281,8 +282,10 @@ def main(argv: list[str] | None = None) -> int:
             if checker.fp > before_fp:
                 for f in result.findings:
                     if not any(_same_word(f.word, t.displayed) for t in typos):
+                        mid = (f.start_s + f.end_s) / 2
+                        where = " (clean caption)" if any(s <= mid <= e for s, e in clean[clip]) else ""
                         misses.append(
-                            f"  FALSE {clip} {f.start_s:.1f}s {f.kind.value} {f.word!r}→{f.suggestion!r} "
+                            f"  FALSE{where} {clip} {f.start_s:.1f}s {f.kind.value} {f.word!r}→{f.suggestion!r} "
                             f"conf={f.confidence} {f.evidence}"
                         )
 
@@ -292,9 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"offsets: {' '.join(offsets)}")
     print(f"check_captions: max {max(check_seconds) * 1000:.0f} ms per clip\n")
     print(f"{'':24}{'precision':>10}{'recall':>8}{'F1':>7}{'TP':>5}{'FP':>5}{'FN':>5}{'FP/min clean':>14}")
-    for name, t in (("checker", checker), ("dictionary baseline", baseline)):
-        fpm = t.fp_clean / clean_minutes if clean_minutes else 0.0
-        print(f"{name:24}{t.precision():>10.3f}{t.recall():>8.3f}{t.f1():>7.3f}{t.tp:>5}{t.fp:>5}{t.fn:>5}{fpm:>14.2f}")
+    for name, tally in (("checker", checker), ("dictionary baseline", baseline)):
+        fpm = tally.fp_clean / clean_minutes if clean_minutes else 0.0
+        print(
+            f"{name:24}{tally.precision():>10.3f}{tally.recall():>8.3f}{tally.f1():>7.3f}"
+            f"{tally.tp:>5}{tally.fp:>5}{tally.fn:>5}{fpm:>14.2f}"
+        )
     print(f"\nF1 gain over baseline: {checker.f1() - baseline.f1():+.3f}")
     print("\nrecall per ground-truth kind        checker   baseline")
     for kind in sorted(checker.by_truth_kind):

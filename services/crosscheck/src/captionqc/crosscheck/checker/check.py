@@ -115,7 +115,10 @@ def check_captions(
     for i, seg in enumerate(captions):
         lo = bisect.bisect_left(mids, seg.start_s + offset - config.window_padding_s)
         hi = bisect.bisect_right(mids, seg.end_s + offset + config.window_padding_s)
-        seg_vocab = SegmentationVocabulary(frozenset(t.key for t in spoken[lo:hi]), extra)
+        # A number's words ("4.5 million") are spoken words too: a typo in the scale word is a near miss of them.
+        heard = {t.key for t in spoken[lo:hi]}
+        heard.update(w.lower() for t in spoken[lo:hi] if t.is_number for w in t.raw.split() if w.isalpha())
+        seg_vocab = SegmentationVocabulary(frozenset(heard), extra)
         caption_tokens.extend(
             tokenise_caption(
                 seg.text,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 from rapidfuzz.distance import OSA
 
@@ -21,6 +22,7 @@ from captionqc.crosscheck.checker.config import CheckerConfig
 from captionqc.crosscheck.checker.context import are_homophones, context_preference
 from captionqc.crosscheck.checker.lexicon import best_correction, zipf
 from captionqc.crosscheck.checker.normalize import Token
+from captionqc.crosscheck.checker.numbers import scale_value
 from captionqc.schemas.events import CheckKind
 
 Evidence = dict[str, str | float | int | bool | None]
@@ -56,6 +58,64 @@ def _asr_factor(conf: float) -> float:
     return 0.4 + 0.6 * conf
 
 
+def _strong_asr_factor(conf: float) -> float:
+    """For disagreements the caption's own text cannot settle (a real word, a number), the ASR's word is the only
+    evidence against the caption, so its confidence weighs more than for non-words."""
+    return 0.25 + 0.75 * conf
+
+
+# Characters (and pairs) an OCR engine mistakes for each other in caption fonts: "I"/"l"/"1", "rn"/"m", "cl"/"d",
+# "vv"/"w", "g"/"q", "0"/"o", "5"/"s". Keys are lowercase, so a capital "I" read as "l" shows as "i"/"l".
+_OCR_CONFUSABLE = (
+    ("l", "i"), ("i", "l"), ("1", "l"), ("l", "1"), ("1", "i"), ("i", "1"), ("rn", "m"), ("m", "rn"),
+    ("cl", "d"), ("d", "cl"), ("vv", "w"), ("w", "vv"), ("g", "q"), ("q", "g"), ("0", "o"), ("o", "0"),
+    ("5", "s"), ("s", "5"),
+)  # fmt: skip
+# Keys next to each other on a QWERTY keyboard: a typist can hit one for the other, so such a pair has a typing
+# explanation as well as an OCR one.
+_KEY_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def _keyboard_adjacent(a: str, b: str) -> bool:
+    if len(a) != 1 or len(b) != 1 or a == b:
+        return False
+    pos = {ch: (r, c) for r, row in enumerate(_KEY_ROWS) for c, ch in enumerate(row)}
+    if a not in pos or b not in pos:
+        return False
+    (ra, ca), (rb, cb) = sorted((pos[a], pos[b]))
+    if ra == rb:
+        return abs(ca - cb) == 1
+    # Each row sits half a key to the right of the one above: "w" touches "a" and "s", "i" touches "j" and "k".
+    return rb == ra + 1 and cb in (ca - 1, ca)
+
+
+def ocr_confusion(caption_key: str, spoken_key: str) -> tuple[str, str] | None:
+    """The one OCR-confusable substitution that turns the spoken word into the caption word, if there is one."""
+    for shown, meant in _OCR_CONFUSABLE:
+        start = caption_key.find(shown)
+        while start >= 0:
+            if caption_key[:start] + meant + caption_key[start + len(shown) :] == spoken_key:
+                return shown, meant
+            start = caption_key.find(shown, start + 1)
+    return None
+
+
+def _ocr_misread_factor(confusion: tuple[str, str] | None, ocr_conf: float) -> float:
+    """How far an OCR-confusable difference lowers a finding.
+
+    The OCR channel explains such a difference fully; the typing channel only if the keys are neighbours. The
+    OCR's confidence is per caption, so one misread character barely dents it: it scales the discount, it does
+    not decide it. A sure OCR (1.0) halves the finding, an unsure one (<= 0.95) cuts it to 0.3.
+    """
+    if confusion is None:
+        return 1.0
+    sureness = min(1.0, max(0.0, (ocr_conf - 0.95) / 0.05))
+    factor = 0.3 + 0.2 * sureness
+    if _keyboard_adjacent(*confusion):
+        factor = 0.5 + 0.5 * factor
+    return factor
+
+
 _FUNCTION_WORD_ZIPF = 6.0
 _INFLECTIONS = ("s", "es", "ed", "ing", "er", "ers", "ly", "'s")
 
@@ -65,6 +125,12 @@ def _inflection_pair(a: str, b: str) -> bool:
     short, long_ = sorted((american(a), american(b)), key=len)
     # "close"/"closed" but not "win"/"wind": a bare "d" is an ending only after an "e".
     return any(long_ == short + suffix for suffix in _INFLECTIONS) or (short.endswith("e") and long_ == short + "d")
+
+
+def _onset_differs(a: str, b: str) -> bool:
+    """The words differ in their first letter. Typists rarely get the first letter wrong (most misspellings keep
+    it), while an ASR often loses or swaps a word's onset ("ground" heard as "round", "day" as "pay")."""
+    return bool(a) and bool(b) and a[0] != b[0]
 
 
 def _looks_inflected(key: str) -> bool:
@@ -86,6 +152,20 @@ def _name_like(tok: Token) -> bool:
 
 def _is_real(key: str, vocab: Vocabulary, config: CheckerConfig) -> bool:
     return key in vocab.glossary or zipf(key) >= config.real_word_zipf
+
+
+def _known_variant(key: str, config: CheckerConfig) -> bool:
+    """A word whose British spelling or plural wordfreq under-counts ("centimetres" 2.99): its American form, or
+    its singular, is a common word."""
+    us = american(key)
+    if us != key and zipf(us) >= config.real_word_zipf:
+        return True
+    for suffix in ("es", "s"):
+        if key.endswith(suffix) and len(key) - len(suffix) >= 3:
+            stem = key[: -len(suffix)]
+            if zipf(stem) >= config.real_word_zipf or zipf(american(stem)) >= config.real_word_zipf:
+                return True
+    return False
 
 
 def _dictionary_confidence(tok: Token) -> float:
@@ -122,16 +202,23 @@ def _homophone(
     s_word: str,
     factor: float,
     *,
+    listed: bool,
     spoken_real: bool,
     by_caption: dict[int, list[Token]],
     ev: Evidence,
 ) -> Candidate:
-    """Sound-alike words: the ASR's spelling is its language model's guess, trusted unless context objects."""
+    """Sound-alike words: the ASR's spelling is its language model's guess, trusted unless context objects.
+
+    Only listed homophones are true sound-alikes; a mere metaphone match ("fit"/"foot", "rain"/"reign" aside)
+    collapses vowels, so those pairs are near misses in sound and count for less."""
     prev, nxt = _neighbours((c,), by_caption)
     pref = context_preference(c_word, s_word, prev, nxt)
     ev["homophone"] = True
+    ev["listed_homophone"] = listed
     ev["context_preference"] = pref
     conf = (0.78 + 0.1 * pref) if pref >= 0 else 0.35
+    if not listed:
+        conf *= 0.75
     if not spoken_real:
         conf *= 0.6
     return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, conf * factor, ev)
@@ -164,29 +251,40 @@ def score_pair(
         "asr_confidence": _r(s.confidence),
         "ocr_confidence": _r(c.confidence),
     }
-    factor = _asr_factor(s.confidence) * _ocr_factor(c.confidence)
+    ocr = _ocr_factor(c.confidence)
+    factor = _asr_factor(s.confidence) * ocr
+    strong = _strong_asr_factor(s.confidence) * ocr
     longest = max(len(ck), len(sk))
     close = dist <= (1 if longest <= 4 else 2) and sim >= 0.5
+    confusion = ocr_confusion(ck, sk)
+    misread = _ocr_misread_factor(confusion, c.confidence)
+    if confusion is not None:
+        evidence["ocr_confusable"] = f"{confusion[0]}/{confusion[1]}"
 
     if numbers:
         if c.is_number and s.is_number:
-            return _caption_candidate(c, CheckKind.NUMBER_MISMATCH, s.raw, 0.92 * factor, evidence)
+            scale = _scale_word_after(c, s, by_caption)
+            if scale is not None:
+                # "4.5 millino" against "4.5 million": the number is right, its scale word is the typo, and the
+                # dictionary reports that word on its own.
+                return None
+            return _caption_candidate(c, CheckKind.NUMBER_MISMATCH, s.raw, 0.92 * strong * misread, evidence)
         # A digit against a word ("4" / "for"): usually an ASR spelling choice, occasionally a real error.
         kind = CheckKind.NUMBER_MISMATCH if c.is_number else CheckKind.WRONG_WORD
         evidence["asr_disagrees"] = True
         return _caption_candidate(c, kind, s.raw, 0.3 * factor, evidence)
 
-    caption_real = ck in vocab.glossary or zc >= config.real_word_zipf
-    spoken_real = zs >= config.real_word_zipf
+    caption_real = ck in vocab.glossary or zc >= config.real_word_zipf or _known_variant(ck, config)
+    spoken_real = zs >= config.real_word_zipf or _known_variant(sk, config)
     evidence["caption_is_word"] = caption_real
     if not caption_real:
         if close and spoken_real:
-            return _caption_candidate(c, CheckKind.MISSPELLING, s.raw, 0.97 * factor, evidence)
+            return _caption_candidate(c, CheckKind.MISSPELLING, s.raw, 0.97 * factor * misread, evidence)
         suggestion = s.raw if close else best_correction(ck, vocab.glossary_terms)
         conf = 0.7 * factor if close else _dictionary_confidence(c)
         if _name_like(c) and not spoken_real:
             conf *= 0.6
-        return _caption_candidate(c, CheckKind.MISSPELLING, suggestion, conf, evidence)
+        return _caption_candidate(c, CheckKind.MISSPELLING, suggestion, conf * misread, evidence)
 
     if number_word and not are_homophones(ck, sk):
         # "three" heard as "free": a real caption word against an ASR slip, not a caption error.
@@ -194,10 +292,13 @@ def score_pair(
         return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, 0.3 * factor, evidence)
     if close and zc < zs - 2.0 and not sounds_alike:
         # wordfreq lists web misspellings ("thier" 2.99): far rarer than the spoken word one edit away.
-        return _caption_candidate(c, CheckKind.MISSPELLING, s.raw, 0.9 * factor, evidence)
-    homophone = are_homophones(ck, sk) or (sounds_alike and not close)
-    if homophone:
-        return _homophone(c, s, ck, sk, factor, spoken_real=spoken_real, by_caption=by_caption, ev=evidence)
+        return _caption_candidate(c, CheckKind.MISSPELLING, s.raw, 0.9 * factor * misread, evidence)
+    listed = are_homophones(ck, sk)
+    if listed or (sounds_alike and not close):
+        weight = (factor if listed else strong) * misread
+        return _homophone(
+            c, s, ck, sk, weight, listed=listed, spoken_real=spoken_real, by_caption=by_caption, ev=evidence
+        )
     if close:
         # Near misses between real words are where the ASR errs too: function words it swaps ("of"/"on"),
         # endings it drops ("looks" heard as "look"), two-letter differences ("walked"/"worked").
@@ -212,11 +313,37 @@ def score_pair(
             conf = 0.6
         else:
             conf = 0.88
+        if _onset_differs(ck, sk):
+            evidence["onset_differs"] = True
+            conf *= 0.6
         if not spoken_real:
             conf = min(conf, 0.4)
-        return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, conf * factor, evidence)
+        return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, conf * strong * misread, evidence)
     evidence["asr_disagrees"] = True
     return _caption_candidate(c, CheckKind.WRONG_WORD, s.raw, 0.3 * factor, evidence)
+
+
+_SCALE_WORDS = ("thousand", "million", "billion", "trillion")
+
+
+def _scale_word_after(c: Token, s: Token, by_caption: dict[int, list[Token]]) -> str | None:
+    """The scale word the spoken number has and the caption's number lacks, when the caption's next word is a
+    misspelling of it ("4.5 millino" shown, "4.5 million" said)."""
+    if c.caption < 0:
+        return None
+    words = by_caption.get(c.caption, [])
+    if c.position + 1 >= len(words):
+        return None
+    nxt = words[c.position + 1].key
+    try:
+        shown, heard = Decimal(c.key), Decimal(s.key)
+    except InvalidOperation:
+        return None
+    for word in _SCALE_WORDS:
+        value = scale_value(word)
+        if value is not None and shown * value == heard and 0 < OSA.distance(nxt, word) <= 2:
+            return word
+    return None
 
 
 def score_unheard(c: Token, vocab: Vocabulary, config: CheckerConfig) -> Candidate | None:
@@ -283,7 +410,7 @@ def score_alignment(
             )  # fmt: skip
         unshown.clear()
 
-    for pair in pairs:
+    for k, pair in enumerate(pairs):
         if pair.caption and not pair.spoken:
             c = pair.caption[0]
             cand = score_unheard(c, vocab, config)
@@ -303,10 +430,24 @@ def score_alignment(
         if len(pair.caption) == 1 and len(pair.spoken) == 1:
             cand = score_pair(pair.caption[0], pair.spoken[0], vocab, config, by_caption)
             if cand is not None:
+                if cand.kind is CheckKind.NUMBER_MISMATCH and _asr_split_number(pairs, k):
+                    # The ASR heard two numbers where the caption shows one ("2000 and 2007" for "2027"): it
+                    # lost track of the number, so its reading is weak evidence against the caption.
+                    cand.evidence["asr_split_number"] = True
+                    cand.confidence = _r(cand.confidence * 0.6)
                 out.append(cand)
     flush_unheard()
     flush_unshown()
     return _cancel_displaced_omissions(out)
+
+
+def _asr_split_number(pairs: Sequence[Pair], k: int, reach: int = 2) -> bool:
+    """Another spoken number, paired with no caption word, within ``reach`` steps of pair ``k``."""
+    for j in range(max(0, k - reach), min(len(pairs), k + reach + 1)):
+        p = pairs[j]
+        if j != k and not p.caption and any(t.is_number for t in p.spoken):
+            return True
+    return False
 
 
 _DISPLACED_WITHIN_S = 5.0
