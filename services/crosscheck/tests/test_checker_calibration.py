@@ -146,3 +146,11 @@ def test_asr_hearing_two_numbers_for_one_weakens_the_mismatch() -> None:
     assert weak.evidence["asr_split_number"] is True
     assert weak.confidence < CONFIG.min_confidence <= strong.confidence
     assert strong.severity is Severity.WARNING
+
+
+def test_two_endings_on_one_stem_are_an_asr_slip() -> None:
+    # "charges" heard as "charged": the ASR misheard the ending; the caption's word is a real inflection.
+    words = spoken("The batteries are charged at night.", 0, 3, low={"charged": 0.6})
+    assert findings(run("The batteries are charges at night.", words)) == []
+    weak = candidate(run("The batteries are charges at night.", words, config=EVERYTHING), "charges")
+    assert weak.evidence["inflection"] is True

@@ -127,6 +127,20 @@ def _inflection_pair(a: str, b: str) -> bool:
     return any(long_ == short + suffix for suffix in _INFLECTIONS) or (short.endswith("e") and long_ == short + "d")
 
 
+_SIBLING_ENDINGS = ("s", "es", "d", "ed", "ing", "er", "ers")
+
+
+def _sibling_inflections(a: str, b: str) -> bool:
+    """Two endings on one stem ("charges"/"charged", "walks"/"walked"): the ASR misheard the ending."""
+    for ea in _SIBLING_ENDINGS:
+        for eb in _SIBLING_ENDINGS:
+            if ea != eb and a.endswith(ea) and b.endswith(eb):
+                stem = a[: -len(ea)]
+                if len(stem) >= 3 and stem == b[: -len(eb)]:
+                    return True
+    return False
+
+
 def _onset_differs(a: str, b: str) -> bool:
     """The words differ in their first letter. Typists rarely get the first letter wrong (most misspellings keep
     it), while an ASR often loses or swaps a word's onset ("ground" heard as "round", "day" as "pay")."""
@@ -307,6 +321,10 @@ def score_pair(
             # The ASR drops unstressed endings far more often than it invents them, so an ending missing from
             # the caption but heard is a likelier caption error than the reverse.
             conf = 0.75 if len(ck) < len(sk) else 0.45
+        elif _sibling_inflections(ck, sk):
+            # One stem, two endings: neither side is missing an ending, so the weaker of the two scores.
+            evidence["inflection"] = True
+            conf = 0.45
         elif longest <= 3 and min(zc, zs) >= _FUNCTION_WORD_ZIPF:
             conf, evidence["function_words"] = 0.45, True
         elif dist >= 2:
