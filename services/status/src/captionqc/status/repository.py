@@ -10,7 +10,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -50,12 +64,22 @@ class InvalidCursor(ValueError):
 
 
 # -- job rows ↔ records ------------------------------------------------------------------------------------------
+# Column names per stage, computed once: these conversions run for every job row of every batch, and building the
+# names (or reading an enum's ``.value``) per cell cost more than the SQL around them.
+_STAGE_COLUMNS = tuple((stage, tuple((f, f"{stage.value}_{f}") for f in _STAGE_FIELDS)) for stage in Stage)
+_STAGE_STATE = {s.value: s for s in StageState}
+
+
 def record_from_row(row: Row[Any] | Any) -> JobRecord:
-    m = row._mapping
+    return record_from_values(dict(row._mapping))
+
+
+def record_from_values(m: dict[str, Any]) -> JobRecord:
+    """A record from a ``status.jobs`` row as a dict (kept as ``loaded_row`` to tell what changed)."""
     stages = {}
-    for stage in Stage:
-        values = {f: m[f"{stage.value}_{f}"] for f in _STAGE_FIELDS}
-        values["state"] = StageState(values["state"])
+    for stage, names in _STAGE_COLUMNS:
+        values = {f: m[column] for f, column in names}
+        values["state"] = _STAGE_STATE[values["state"]]
         stages[stage] = StageRecord(**values)
     return JobRecord(
         job_id=m["job_id"],
@@ -79,15 +103,16 @@ def record_from_row(row: Row[Any] | Any) -> JobRecord:
         captions_state=CaptionsState(m["captions_state"]),
         captions_note=m["captions_note"],
         stages=stages,
-        loaded_row=dict(m),
+        loaded_row=m,
     )
 
 
 def row_from_record(job: JobRecord) -> dict[str, Any]:
+    # The enums are StrEnums: str() gives the stored value without the (slow) ``.value`` descriptor.
     row: dict[str, Any] = {
         "job_id": job.job_id,
         "tenant": job.tenant,
-        "state": job.state.value,
+        "state": str(job.state),
         "requested": job.requested,
         "media_uri": job.media_uri,
         "language": job.language,
@@ -98,42 +123,101 @@ def row_from_record(job: JobRecord) -> dict[str, Any]:
         "updated_at": job.updated_at,
         "first_seen_at": job.first_seen_at,
         "completed_at": job.completed_at,
-        "failure_reason": job.failure_reason.value if job.failure_reason else None,
+        "failure_reason": str(job.failure_reason) if job.failure_reason else None,
         "failure_message": job.failure_message,
-        "failure_stage": job.failure_stage.value if job.failure_stage else None,
+        "failure_stage": str(job.failure_stage) if job.failure_stage else None,
         "finding_counts": job.finding_counts,
         "findings_total": job.findings_total,
-        "captions_state": job.captions_state.value,
+        "captions_state": str(job.captions_state),
         "captions_note": job.captions_note,
     }
-    for stage, record in job.stages.items():
-        for f in _STAGE_FIELDS:
-            value = getattr(record, f)
-            row[f"{stage.value}_{f}"] = value.value if isinstance(value, StageState) else value
+    stages = job.stages
+    for stage, names in _STAGE_COLUMNS:
+        record = stages[stage]
+        for f, column in names:
+            row[column] = getattr(record, f)
+        row[names[0][1]] = str(record.state)
     return row
 
 
 # -- projection writes -------------------------------------------------------------------------------------------
-# Built once and executed with a list of parameter sets (executemany): SQLAlchemy compiles each statement once
-# and caches it, where a multi-row ``.values([...])`` would be compiled afresh for every batch size.
-@functools.cache
-def _update_job(columns: tuple[str, ...]) -> Any:
-    # The rows are locked and exist (lock_jobs created the missing ones): a plain UPDATE of the changed columns.
-    return update(jobs).where(jobs.c.job_id == bindparam("b_job_id")).values({c: bindparam(c) for c in columns})
+# The hot path sends each column as one array and lets PostgreSQL ``unnest`` them back into rows: one statement
+# text whatever the batch size (so asyncpg prepares it once per connection), one round trip, and one parameter per
+# column instead of one per cell for SQLAlchemy to process.
+def _unnest(table: Table, columns: Sequence[str]) -> Any:
+    # Bind names must differ from column names in an INSERT or UPDATE: "a_" + the column's.
+    arrays = [bindparam(f"a_{c}", type_=ARRAY(table.c[c].type)) for c in columns]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
 
 
-_CLAIM = pg_insert(inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"]).returning(inbox.c.event_id)
+def _bulk_insert(table: Table, columns: Sequence[str], conflict: Sequence[str]) -> Any:
+    rows = select(_unnest(table, columns))
+    return pg_insert(table).from_select(columns, rows).on_conflict_do_nothing(index_elements=conflict)
+
+
+def _as_arrays(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    return {f"a_{c}": list(values) for c, values in zip(columns, zip(*rows, strict=True), strict=True)}
+
+
+_JOB_COLUMNS = tuple(c.name for c in jobs.c)
+
+
+@functools.lru_cache(maxsize=128)
+def _save_jobs(columns: tuple[str, ...]) -> Any:
+    # One statement per set of changed columns; a batch of like events (progress ticks) always changes the same
+    # few, so there are only a handful of shapes, each compiled and prepared once.
+    rows = _unnest(jobs, ("job_id", *columns))
+    return update(jobs).where(jobs.c.job_id == rows.c.job_id).values({c: rows.c[c] for c in columns})
+
+
+_INBOX_ROWS = (
+    func.unnest(bindparam("event_ids", type_=ARRAY(inbox.c.event_id.type)))
+    .table_valued("event_id")
+    .render_derived(name="v")
+)
+_CLAIM = (
+    pg_insert(inbox)
+    .from_select(["consumer", "event_id"], select(literal(CONSUMER), _INBOX_ROWS.c.event_id))
+    .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    .returning(inbox.c.event_id)
+)
+_LOCK_JOBS = (
+    select(jobs)
+    .where(jobs.c.job_id == any_(bindparam("job_ids", type_=ARRAY(jobs.c.job_id.type))))
+    .order_by(jobs.c.job_id)
+    .with_for_update()
+)
 _CREATE_JOB = pg_insert(jobs).on_conflict_do_nothing(index_elements=["job_id"])
-_ADD_TIMELINE = pg_insert(timeline).on_conflict_do_nothing(index_elements=["event_id"])
-_ADD_FINDING = pg_insert(findings).on_conflict_do_nothing(index_elements=["job_id", "finding_id"])
+_TIMELINE_COLUMNS = ("event_id", "job_id", "type", "time", "received_at", "source", "stage", "summary")
+_ADD_TIMELINE = _bulk_insert(timeline, _TIMELINE_COLUMNS, ["event_id"])
+_FINDING_COLUMNS = (
+    "job_id",
+    "finding_id",
+    "position",
+    "start_s",
+    "end_s",
+    "caption_text",
+    "word",
+    "suggestion",
+    "kind",
+    "confidence",
+    "severity",
+    "evidence",
+)
+_ADD_FINDINGS = _bulk_insert(findings, _FINDING_COLUMNS, ["job_id", "finding_id"])
+_CAPTION_COLUMNS = ("job_id", "position", "start_s", "end_s", "text", "confidence")
+_ADD_CAPTIONS = _bulk_insert(caption_segments, _CAPTION_COLUMNS, ["job_id", "position"])
+_DELETE_CAPTIONS = delete(caption_segments).where(
+    caption_segments.c.job_id == any_(bindparam("job_ids", type_=ARRAY(caption_segments.c.job_id.type)))
+)
 
 
 async def claim_events(session: Executor, event_ids: Sequence[str]) -> set[str]:
     """Record the ids in the inbox; return those not seen before (the rest are redeliveries)."""
     if not event_ids:
         return set()
-    rows = [{"consumer": CONSUMER, "event_id": e} for e in sorted(set(event_ids))]
-    return set((await session.execute(_CLAIM, rows)).scalars())
+    # Sorted, so two replicas claiming overlapping batches take the inbox keys in the same order.
+    return set((await session.execute(_CLAIM, {"event_ids": sorted(set(event_ids))})).scalars())
 
 
 async def lock_jobs(session: Executor, placeholders: Iterable[JobRecord]) -> dict[str, JobRecord]:
@@ -151,8 +235,9 @@ async def lock_jobs(session: Executor, placeholders: Iterable[JobRecord]) -> dic
 
 
 async def _select_for_update(session: Executor, job_ids: Sequence[str]) -> dict[str, JobRecord]:
-    stmt = select(jobs).where(jobs.c.job_id.in_(job_ids)).order_by(jobs.c.job_id).with_for_update()
-    return {r.job_id: record_from_row(r) for r in await session.execute(stmt)}
+    result = await session.execute(_LOCK_JOBS, {"job_ids": list(job_ids)})
+    records = (record_from_values(dict(zip(_JOB_COLUMNS, r, strict=True))) for r in result)
+    return {r.job_id: r for r in records}
 
 
 async def lock_job(session: Executor, job_id: str) -> JobRecord | None:
@@ -161,69 +246,69 @@ async def lock_job(session: Executor, job_id: str) -> JobRecord | None:
 
 
 async def save_jobs(session: Executor, records: Iterable[JobRecord]) -> None:
-    """Write back what the projector changed: one executemany per set of changed columns (a batch of progress
-    ticks changes the same few columns of every row, so that is usually one or two statements)."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    """Write back what the projector changed, in one statement: the columns any of the rows changed. The rows are
+    locked, so a column that one row did not change is rewritten with the value it was read with."""
+    rows = []
+    changed: set[str] = set()
     for record in sorted(records, key=lambda r: r.job_id):
         row = row_from_record(record)
         before = record.loaded_row
-        changed = tuple(c for c in row if c != "job_id" and (before is None or before.get(c) != row[c]))
-        if changed:
-            groups.setdefault(changed, []).append({"b_job_id": record.job_id, **{c: row[c] for c in changed}})
-    for columns, params in groups.items():
-        await session.execute(_update_job(columns), params)
+        diff = [c for c in _JOB_COLUMNS[1:] if before is None or before[c] != row[c]]
+        if diff:
+            changed.update(diff)
+            rows.append(row)
+    if rows:
+        columns = tuple(c for c in _JOB_COLUMNS[1:] if c in changed)
+        names = ("job_id", *columns)
+        await session.execute(_save_jobs(columns), _as_arrays(names, [[r[c] for c in names] for r in rows]))
 
 
 async def add_timeline(session: Executor, rows: Sequence[TimelineRow]) -> None:
     if not rows:
         return
-    values = [{**r.__dict__, "stage": r.stage.value if r.stage else None} for r in rows]
-    await session.execute(_ADD_TIMELINE, values)
+    values = [
+        (r.event_id, r.job_id, r.type, r.time, r.received_at, r.source, str(r.stage) if r.stage else None, r.summary)
+        for r in rows
+    ]
+    await session.execute(_ADD_TIMELINE, _as_arrays(_TIMELINE_COLUMNS, values))
 
 
 async def add_findings(session: Executor, items: Sequence[tuple[str, Sequence[TypoFinding]]]) -> None:
     """Findings of several jobs: (job id, findings in report order)."""
     values = [
-        {
-            "job_id": job_id,
-            "finding_id": f.id,
-            "position": i,
-            "start_s": f.start_s,
-            "end_s": f.end_s,
-            "caption_text": f.caption_text,
-            "word": f.word,
-            "suggestion": f.suggestion,
-            "kind": f.kind.value,
-            "confidence": f.confidence,
-            "severity": f.severity.value,
-            "evidence": f.evidence,
-        }
+        (
+            job_id,
+            f.id,
+            i,
+            f.start_s,
+            f.end_s,
+            f.caption_text,
+            f.word,
+            f.suggestion,
+            str(f.kind),
+            f.confidence,
+            str(f.severity),
+            f.evidence,
+        )
         for job_id, found in items
         for i, f in enumerate(found)
     ]
     if values:
-        await session.execute(_ADD_FINDING, values)
+        await session.execute(_ADD_FINDINGS, _as_arrays(_FINDING_COLUMNS, values))
 
 
 async def replace_captions(session: Executor, captions: Mapping[str, Sequence[CaptionSegment]]) -> None:
     """Replace the stored captions of several jobs (job id → segments)."""
     if not captions:
         return
-    await session.execute(delete(caption_segments).where(caption_segments.c.job_id.in_(sorted(captions))))
+    await session.execute(_DELETE_CAPTIONS, {"job_ids": sorted(captions)})
     values = [
-        {
-            "job_id": job_id,
-            "position": i,
-            "start_s": seg.start_s,
-            "end_s": seg.end_s,
-            "text": seg.text,
-            "confidence": seg.confidence,
-        }
+        (job_id, i, seg.start_s, seg.end_s, seg.text, seg.confidence)
         for job_id, segments in captions.items()
         for i, seg in enumerate(segments)
     ]
     if values:
-        await session.execute(caption_segments.insert(), values)
+        await session.execute(_ADD_CAPTIONS, _as_arrays(_CAPTION_COLUMNS, values))
 
 
 async def record_dead_letter(session: Executor, letter: DeadLetter, received_at: datetime) -> bool:
