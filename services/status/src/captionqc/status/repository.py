@@ -5,23 +5,31 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Row,
+    String,
     Table,
     and_,
     any_,
     bindparam,
+    cast,
     delete,
     func,
     literal,
+    literal_column,
+    null,
     or_,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -160,6 +168,8 @@ def _as_arrays(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[st
 
 
 _JOB_COLUMNS = tuple(c.name for c in jobs.c)
+# PostgreSQL's row version: the id of the transaction that wrote the row (a lock does not change it).
+_XMIN = cast(cast(literal_column("xmin"), String), BigInteger).label("xmin")  # xid has no cast to bigint
 
 
 @functools.lru_cache(maxsize=128)
@@ -167,7 +177,12 @@ def _save_jobs(columns: tuple[str, ...]) -> Any:
     # One statement per set of changed columns; a batch of like events (progress ticks) always changes the same
     # few, so there are only a handful of shapes, each compiled and prepared once.
     rows = _unnest(jobs, ("job_id", *columns))
-    return update(jobs).where(jobs.c.job_id == rows.c.job_id).values({c: rows.c[c] for c in columns})
+    return (
+        update(jobs)
+        .where(jobs.c.job_id == rows.c.job_id)
+        .values({c: rows.c[c] for c in columns})
+        .returning(jobs.c.job_id, _XMIN)
+    )
 
 
 _INBOX_ROWS = (
@@ -181,13 +196,19 @@ _CLAIM = (
     .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
     .returning(inbox.c.event_id)
 )
-_LOCK_JOBS = (
-    select(jobs)
-    .where(jobs.c.job_id == any_(bindparam("job_ids", type_=ARRAY(jobs.c.job_id.type))))
-    .order_by(jobs.c.job_id)
-    .with_for_update()
+_LOCKED_COLUMNS = (*_JOB_COLUMNS, "xmin")
+_JOB_IDS = bindparam("job_ids", type_=ARRAY(jobs.c.job_id.type))
+_LOCK_VERSIONS = (
+    select(jobs.c.job_id, _XMIN).where(jobs.c.job_id == any_(_JOB_IDS)).order_by(jobs.c.job_id).with_for_update()
 )
-_CREATE_JOB = pg_insert(jobs).on_conflict_do_nothing(index_elements=["job_id"])
+_LOCK_JOBS = select(jobs, _XMIN).where(jobs.c.job_id == any_(_JOB_IDS)).order_by(jobs.c.job_id).with_for_update()
+_CLAIMED = _CLAIM.cte("claimed")
+_LOCKED = _LOCK_VERSIONS.cte("locked")
+_CLAIM_AND_LOCK = union_all(
+    select(literal("event").label("kind"), _CLAIMED.c.event_id.label("key"), cast(null(), BigInteger).label("version")),
+    select(literal("job"), _LOCKED.c.job_id, _LOCKED.c.xmin),
+)
+_CREATE_JOBS = _bulk_insert(jobs, _JOB_COLUMNS, ["job_id"]).returning(jobs.c.job_id, _XMIN)
 _TIMELINE_COLUMNS = ("event_id", "job_id", "type", "time", "received_at", "source", "stage", "summary")
 _ADD_TIMELINE = _bulk_insert(timeline, _TIMELINE_COLUMNS, ["event_id"])
 _FINDING_COLUMNS = (
@@ -212,31 +233,126 @@ _DELETE_CAPTIONS = delete(caption_segments).where(
 )
 
 
-async def claim_events(session: Executor, event_ids: Sequence[str]) -> set[str]:
-    """Record the ids in the inbox; return those not seen before (the rest are redeliveries)."""
-    if not event_ids:
-        return set()
+class JobCache:
+    """The job rows this process last wrote, each with its row version (``xmin``), so that locking a job it has
+    seen reads only the row's version, not the row: most events are for jobs in flight, whose previous event this
+    process projected. A row another writer (replica, sweeper, dead letter) changed since has another version and
+    is read again, so the cache is never trusted beyond what the database confirms under the lock.
+
+    A record is taken out while a batch works on it and put back only once that batch has committed: a batch that
+    fails leaves nothing of its changes here. Bounded by count (least recently used goes) and by age, so a version
+    cannot come round again (xid wrap-around) while an entry holds it.
+    """
+
+    def __init__(self, max_jobs: int = 10_000, max_age_s: float = 600.0) -> None:
+        self._max_jobs = max_jobs
+        self._max_age_s = max_age_s
+        self._entries: OrderedDict[str, tuple[int, float, JobRecord]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def take(self, job_id: str, version: int) -> JobRecord | None:
+        """The cached record of ``job_id``, removed from the cache, if the row is still at ``version``."""
+        entry = self._entries.pop(job_id, None)
+        if entry is None:
+            return None
+        cached_version, stored_at, record = entry
+        if cached_version != version or time.monotonic() - stored_at > self._max_age_s:
+            return None
+        return record
+
+    def store(self, records: Iterable[JobRecord]) -> None:
+        """Keep committed records (their ``loaded_row`` is what was written, with its version)."""
+        now = time.monotonic()
+        for record in records:
+            version = record.loaded_row.get("xmin") if record.loaded_row else None
+            if isinstance(version, int):
+                self._entries[record.job_id] = (version, now, record)
+                self._entries.move_to_end(record.job_id)
+        while len(self._entries) > self._max_jobs:
+            self._entries.popitem(last=False)
+
+
+async def claim_events_and_lock_jobs(
+    session: Executor, event_ids: Iterable[str], job_ids: Iterable[str]
+) -> tuple[set[str], dict[str, int]]:
+    """One round trip before projecting: record the event ids in the inbox, and lock the rows of ``job_ids`` that
+    exist (in job id order, so batches cannot deadlock). Returns the event ids not seen before (the rest are
+    redeliveries) and the version of each locked row."""
     # Sorted, so two replicas claiming overlapping batches take the inbox keys in the same order.
-    return set((await session.execute(_CLAIM, {"event_ids": sorted(set(event_ids))})).scalars())
+    params = {"event_ids": sorted(set(event_ids)), "job_ids": sorted(set(job_ids))}
+    claimed: set[str] = set()
+    versions: dict[str, int] = {}
+    for kind, key, version in await session.execute(_CLAIM_AND_LOCK, params):
+        if kind == "event":
+            claimed.add(key)
+        else:
+            versions[key] = version
+    return claimed, versions
 
 
-async def lock_jobs(session: Executor, placeholders: Iterable[JobRecord]) -> dict[str, JobRecord]:
-    """Create the rows that do not exist yet, then lock all of them (in job id order, so batches cannot deadlock)."""
-    wanted = {p.job_id: p for p in placeholders}
-    if not wanted:
-        return {}
-    # Most events are for jobs that already have a row: lock those first, create only what is missing.
-    locked = await _select_for_update(session, sorted(wanted))
-    missing = sorted(set(wanted) - set(locked))
+async def load_locked_jobs(
+    session: Executor,
+    job_ids: Iterable[str],
+    versions: Mapping[str, int],
+    new_job: Callable[[str], JobRecord],
+    cache: JobCache | None = None,
+) -> dict[str, JobRecord]:
+    """The records of ``job_ids``: rows locked at ``versions`` (taken from ``cache`` when it holds that version,
+    else read), the others created now from ``new_job``."""
+    wanted = sorted(set(job_ids))
+    records: dict[str, JobRecord] = {}
+    stale: list[str] = []
+    for job_id in wanted:
+        version = versions.get(job_id)
+        if version is not None:
+            record = cache.take(job_id, version) if cache is not None else None
+            if record is None:
+                stale.append(job_id)
+            else:
+                records[job_id] = record
+    if stale:
+        records |= await _select_for_update(session, stale)  # locked already: this only reads them
+    missing = [j for j in wanted if j not in records]
     if missing:
-        await session.execute(_CREATE_JOB, [row_from_record(wanted[j]) for j in missing])
-        locked |= await _select_for_update(session, missing)
+        records |= await _create_jobs(session, missing, new_job)
+    return records
+
+
+async def lock_jobs(
+    session: Executor, job_ids: Iterable[str], new_job: Callable[[str], JobRecord]
+) -> dict[str, JobRecord]:
+    """Lock the rows of ``job_ids`` (in job id order, so batches cannot deadlock), creating the missing ones from
+    ``new_job``."""
+    wanted = sorted(set(job_ids))
+    locked = await _select_for_update(session, wanted)
+    missing = [j for j in wanted if j not in locked]
+    if missing:
+        locked |= await _create_jobs(session, missing, new_job)
     return locked
+
+
+async def _create_jobs(
+    session: Executor, job_ids: Sequence[str], new_job: Callable[[str], JobRecord]
+) -> dict[str, JobRecord]:
+    created = {j: new_job(j) for j in job_ids}
+    rows = {j: row_from_record(r) for j, r in created.items()}
+    params = {f"a_{c}": [row[c] for row in rows.values()] for c in _JOB_COLUMNS}
+    out: dict[str, JobRecord] = {}
+    for job_id, version in await session.execute(_CREATE_JOBS, params):
+        rows[job_id]["xmin"] = version
+        created[job_id].loaded_row = rows[job_id]
+        out[job_id] = created[job_id]
+    raced = [j for j in job_ids if j not in out]
+    if raced:  # another replica created these since we looked: lock them as they are now
+        out |= await _select_for_update(session, raced)
+    return out
 
 
 async def _select_for_update(session: Executor, job_ids: Sequence[str]) -> dict[str, JobRecord]:
     result = await session.execute(_LOCK_JOBS, {"job_ids": list(job_ids)})
-    records = (record_from_values(dict(zip(_JOB_COLUMNS, r, strict=True))) for r in result)
+    records = (record_from_values(dict(zip(_LOCKED_COLUMNS, r, strict=True))) for r in result)
     return {r.job_id: r for r in records}
 
 
@@ -247,8 +363,9 @@ async def lock_job(session: Executor, job_id: str) -> JobRecord | None:
 
 async def save_jobs(session: Executor, records: Iterable[JobRecord]) -> None:
     """Write back what the projector changed, in one statement: the columns any of the rows changed. The rows are
-    locked, so a column that one row did not change is rewritten with the value it was read with."""
-    rows = []
+    locked, so a column that one row did not change is rewritten with the value it was read with. Afterwards each
+    written record's ``loaded_row`` is what it now is in the database."""
+    written: dict[str, tuple[JobRecord, dict[str, Any]]] = {}
     changed: set[str] = set()
     for record in sorted(records, key=lambda r: r.job_id):
         row = row_from_record(record)
@@ -256,11 +373,15 @@ async def save_jobs(session: Executor, records: Iterable[JobRecord]) -> None:
         diff = [c for c in _JOB_COLUMNS[1:] if before is None or before[c] != row[c]]
         if diff:
             changed.update(diff)
-            rows.append(row)
-    if rows:
-        columns = tuple(c for c in _JOB_COLUMNS[1:] if c in changed)
-        names = ("job_id", *columns)
-        await session.execute(_save_jobs(columns), _as_arrays(names, [[r[c] for c in names] for r in rows]))
+            written[record.job_id] = (record, row)
+    if not written:
+        return
+    columns = tuple(c for c in _JOB_COLUMNS[1:] if c in changed)
+    params = {f"a_{c}": [row[c] for _, row in written.values()] for c in ("job_id", *columns)}
+    for job_id, version in await session.execute(_save_jobs(columns), params):
+        record, row = written[job_id]
+        row["xmin"] = version
+        record.loaded_row = row
 
 
 async def add_timeline(session: Executor, rows: Sequence[TimelineRow]) -> None:

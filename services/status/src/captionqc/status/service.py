@@ -89,6 +89,8 @@ class StatusService:
         self.changes = changes or JobChanges()
         self._on_webhook_queued = on_webhook_queued
         self._clock = clock
+        # The rows of jobs this process projected last, reused while their version says nobody changed them.
+        self._jobs = repo.JobCache()
 
     # -- projection ----------------------------------------------------------------------------------------------
     async def project(self, items: Sequence[Incoming]) -> None:
@@ -96,7 +98,8 @@ class StatusService:
         received_at = self._clock()
         async with unit_of_work(self.sessions) as session:
             conn = await session.connection()
-            claimed = await repo.claim_events(conn, [i.event.id for i in items])
+            job_ids = {i.event.data.job_id for i in items}
+            claimed, versions = await repo.claim_events_and_lock_jobs(conn, (i.event.id for i in items), job_ids)
             fresh: list[Incoming] = []
             for item in items:
                 if item.event.id in claimed:
@@ -104,10 +107,14 @@ class StatusService:
                     fresh.append(item)
             if not fresh:
                 return
-            placeholders: dict[str, JobRecord] = {}
+            first_events: dict[str, CloudEvent[Any]] = {}
             for item in fresh:
-                placeholders.setdefault(item.event.data.job_id, new_job_for_event(item.event, received_at))
-            records = await repo.lock_jobs(conn, placeholders.values())
+                first_events.setdefault(item.event.data.job_id, item.event)
+
+            def new_job_from_first_event(job_id: str) -> JobRecord:
+                return new_job_for_event(first_events[job_id], received_at)
+
+            records = await repo.load_locked_jobs(conn, first_events, versions, new_job_from_first_event, self._jobs)
             timeline: list[TimelineRow] = []
             findings: dict[str, list[TypoFinding]] = {}
             captions: dict[str, list[CaptionSegment]] = {}
@@ -124,6 +131,7 @@ class StatusService:
             await repo.add_findings(conn, list(findings.items()))
             await repo.replace_captions(conn, captions)
             queued = await repo.queue_webhooks(conn, records.values(), received_at)
+        self._jobs.store(records.values())
         self._after_commit(list(records), queued)
 
     async def project_dead_letter(self, letter: DeadLetter) -> bool:
@@ -140,7 +148,7 @@ class StatusService:
                 placeholder = new_job(
                     letter.job_id, letter.tenant, event_time=received_at, received_at=received_at, trace_id=None
                 )
-                job = (await repo.lock_jobs(session, [placeholder]))[letter.job_id]
+                job = (await repo.lock_jobs(session, [letter.job_id], lambda _: placeholder))[letter.job_id]
             else:
                 job = await repo.lock_job(session, letter.job_id)
             if job is None:
