@@ -152,9 +152,13 @@ def row_from_record(job: JobRecord) -> dict[str, Any]:
 # The hot path sends each column as one array and lets PostgreSQL ``unnest`` them back into rows: one statement
 # text whatever the batch size (so asyncpg prepares it once per connection), one round trip, and one parameter per
 # column instead of one per cell for SQLAlchemy to process.
+def _bind(table: Table, column: str) -> str:
+    # Unlike the column's own name (which an INSERT or UPDATE reserves), unique across the tables of a statement.
+    return f"{table.name}_{column}"
+
+
 def _unnest(table: Table, columns: Sequence[str]) -> Any:
-    # Bind names must differ from column names in an INSERT or UPDATE: "a_" + the column's.
-    arrays = [bindparam(f"a_{c}", type_=ARRAY(table.c[c].type)) for c in columns]
+    arrays = [bindparam(_bind(table, c), type_=ARRAY(table.c[c].type)) for c in columns]
     return func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
 
 
@@ -163,8 +167,11 @@ def _bulk_insert(table: Table, columns: Sequence[str], conflict: Sequence[str]) 
     return pg_insert(table).from_select(columns, rows).on_conflict_do_nothing(index_elements=conflict)
 
 
-def _as_arrays(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
-    return {f"a_{c}": list(values) for c, values in zip(columns, zip(*rows, strict=True), strict=True)}
+def _arrays(table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    """The parameters of ``_unnest(table, columns)`` for ``rows`` (tuples in ``columns`` order)."""
+    if not rows:
+        return {_bind(table, c): [] for c in columns}
+    return {_bind(table, c): list(values) for c, values in zip(columns, zip(*rows, strict=True), strict=True)}
 
 
 _JOB_COLUMNS = tuple(c.name for c in jobs.c)
@@ -226,6 +233,17 @@ _FINDING_COLUMNS = (
     "evidence",
 )
 _ADD_FINDINGS = _bulk_insert(findings, _FINDING_COLUMNS, ["job_id", "finding_id"])
+
+
+@functools.lru_cache(maxsize=128)
+def _save_projection(columns: tuple[str, ...]) -> Any:
+    # The timeline and findings inserts ride along as data-modifying CTEs: other tables, so the order in which
+    # PostgreSQL runs the three does not matter (the findings' foreign key is checked at the end of the statement).
+    added_timeline = _ADD_TIMELINE.cte("added_timeline")
+    added_findings = _ADD_FINDINGS.cte("added_findings")
+    return _save_jobs(columns).add_cte(added_timeline).add_cte(added_findings)
+
+
 _CAPTION_COLUMNS = ("job_id", "position", "start_s", "end_s", "text", "confidence")
 _ADD_CAPTIONS = _bulk_insert(caption_segments, _CAPTION_COLUMNS, ["job_id", "position"])
 _DELETE_CAPTIONS = delete(caption_segments).where(
@@ -338,7 +356,7 @@ async def _create_jobs(
 ) -> dict[str, JobRecord]:
     created = {j: new_job(j) for j in job_ids}
     rows = {j: row_from_record(r) for j, r in created.items()}
-    params = {f"a_{c}": [row[c] for row in rows.values()] for c in _JOB_COLUMNS}
+    params = {_bind(jobs, c): [row[c] for row in rows.values()] for c in _JOB_COLUMNS}
     out: dict[str, JobRecord] = {}
     for job_id, version in await session.execute(_CREATE_JOBS, params):
         rows[job_id]["xmin"] = version
@@ -365,7 +383,32 @@ async def save_jobs(session: Executor, records: Iterable[JobRecord]) -> None:
     """Write back what the projector changed, in one statement: the columns any of the rows changed. The rows are
     locked, so a column that one row did not change is rewritten with the value it was read with. Afterwards each
     written record's ``loaded_row`` is what it now is in the database."""
-    written: dict[str, tuple[JobRecord, dict[str, Any]]] = {}
+    columns, written = _changed_jobs(records)
+    if written:
+        _mark_written(await session.execute(_save_jobs(columns), _job_params(columns, written)), written)
+
+
+async def save_projection(
+    session: Executor,
+    records: Iterable[JobRecord],
+    rows: Sequence[TimelineRow],
+    findings_of_jobs: Sequence[tuple[str, Sequence[TypoFinding]]],
+) -> None:
+    """What a batch projected, in one round trip: ``save_jobs``, ``add_timeline`` and ``add_findings``."""
+    columns, written = _changed_jobs(records)
+    if not written:
+        await add_timeline(session, rows)
+        await add_findings(session, findings_of_jobs)
+        return
+    params = _job_params(columns, written) | _timeline_params(rows) | _findings_params(findings_of_jobs)
+    _mark_written(await session.execute(_save_projection(columns), params), written)
+
+
+_Written = dict[str, tuple[JobRecord, dict[str, Any]]]
+
+
+def _changed_jobs(records: Iterable[JobRecord]) -> tuple[tuple[str, ...], _Written]:
+    written: _Written = {}
     changed: set[str] = set()
     for record in sorted(records, key=lambda r: r.job_id):
         row = row_from_record(record)
@@ -374,28 +417,29 @@ async def save_jobs(session: Executor, records: Iterable[JobRecord]) -> None:
         if diff:
             changed.update(diff)
             written[record.job_id] = (record, row)
-    if not written:
-        return
-    columns = tuple(c for c in _JOB_COLUMNS[1:] if c in changed)
-    params = {f"a_{c}": [row[c] for _, row in written.values()] for c in ("job_id", *columns)}
-    for job_id, version in await session.execute(_save_jobs(columns), params):
+    return tuple(c for c in _JOB_COLUMNS[1:] if c in changed), written
+
+
+def _job_params(columns: tuple[str, ...], written: _Written) -> dict[str, list[Any]]:
+    return {_bind(jobs, c): [row[c] for _, row in written.values()] for c in ("job_id", *columns)}
+
+
+def _mark_written(result: Any, written: _Written) -> None:
+    for job_id, version in result:
         record, row = written[job_id]
         row["xmin"] = version
         record.loaded_row = row
 
 
-async def add_timeline(session: Executor, rows: Sequence[TimelineRow]) -> None:
-    if not rows:
-        return
+def _timeline_params(rows: Sequence[TimelineRow]) -> dict[str, list[Any]]:
     values = [
         (r.event_id, r.job_id, r.type, r.time, r.received_at, r.source, str(r.stage) if r.stage else None, r.summary)
         for r in rows
     ]
-    await session.execute(_ADD_TIMELINE, _as_arrays(_TIMELINE_COLUMNS, values))
+    return _arrays(timeline, _TIMELINE_COLUMNS, values)
 
 
-async def add_findings(session: Executor, items: Sequence[tuple[str, Sequence[TypoFinding]]]) -> None:
-    """Findings of several jobs: (job id, findings in report order)."""
+def _findings_params(items: Sequence[tuple[str, Sequence[TypoFinding]]]) -> dict[str, list[Any]]:
     values = [
         (
             job_id,
@@ -414,8 +458,18 @@ async def add_findings(session: Executor, items: Sequence[tuple[str, Sequence[Ty
         for job_id, found in items
         for i, f in enumerate(found)
     ]
-    if values:
-        await session.execute(_ADD_FINDINGS, _as_arrays(_FINDING_COLUMNS, values))
+    return _arrays(findings, _FINDING_COLUMNS, values)
+
+
+async def add_timeline(session: Executor, rows: Sequence[TimelineRow]) -> None:
+    if rows:
+        await session.execute(_ADD_TIMELINE, _timeline_params(rows))
+
+
+async def add_findings(session: Executor, items: Sequence[tuple[str, Sequence[TypoFinding]]]) -> None:
+    """Findings of several jobs: (job id, findings in report order)."""
+    if any(found for _, found in items):
+        await session.execute(_ADD_FINDINGS, _findings_params(items))
 
 
 async def replace_captions(session: Executor, captions: Mapping[str, Sequence[CaptionSegment]]) -> None:
@@ -429,7 +483,7 @@ async def replace_captions(session: Executor, captions: Mapping[str, Sequence[Ca
         for i, seg in enumerate(segments)
     ]
     if values:
-        await session.execute(_ADD_CAPTIONS, _as_arrays(_CAPTION_COLUMNS, values))
+        await session.execute(_ADD_CAPTIONS, _arrays(caption_segments, _CAPTION_COLUMNS, values))
 
 
 async def record_dead_letter(session: Executor, letter: DeadLetter, received_at: datetime) -> bool:

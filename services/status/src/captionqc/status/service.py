@@ -126,9 +126,7 @@ class StatusService:
                     findings.setdefault(job.job_id, []).extend(out.findings)
                 if out.segments is not None:
                     captions[job.job_id] = out.segments
-            await repo.save_jobs(conn, records.values())
-            await repo.add_timeline(conn, timeline)
-            await repo.add_findings(conn, list(findings.items()))
+            await repo.save_projection(conn, records.values(), timeline, list(findings.items()))
             await repo.replace_captions(conn, captions)
             queued = await repo.queue_webhooks(conn, records.values(), received_at)
         self._jobs.store(records.values())
