@@ -90,7 +90,8 @@ class JobRecord:
     captions_state: CaptionsState = CaptionsState.PENDING
     captions_note: str | None = None
     stages: dict[Stage, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in Stage})
-    # The row as read from the database (set by the repository): saving writes only the columns that changed.
+    # The row as the database holds it, with its version (set by the repository): saving writes only the columns
+    # that changed, and the version tells whether this record may be reused for the next batch.
     loaded_row: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property

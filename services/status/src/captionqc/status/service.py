@@ -2,7 +2,9 @@
 
 Each public coroutine is one unit of work (one transaction). Events are projected in batches: the job rows of a
 batch are locked once, the projector runs over them in arrival order, and everything is written back with a
-handful of statements — so a burst of progress ticks costs a few round trips, not a few per event.
+handful of statements — so a burst of progress ticks costs a few round trips, not a few per event: the inbox
+claim and the row locks go in one, the job rows, timeline and findings come back in another. A job row this process
+wrote last is not read again while its version (``xmin``, read under the lock) says nobody else changed it.
 """
 
 from __future__ import annotations
