@@ -87,6 +87,9 @@ def test_number_words() -> None:
     ]  # fmt: skip
     assert word_error_rate("It cost 80,000 dollars.", "it cost eighty thousand dollars") == 0.0
     assert word_error_rate("nine o'clock news", "the nine oclock news") == pytest.approx(1 / 3)
+    # Spoken British numbers carry an "and"; an engine writing them as words must not pay for it.
+    assert word_error_rate("2,350 shares", "two thousand three hundred and fifty shares") == 0.0
+    assert normalise_words("a hundred and the rest") == ["a", "hundred", "and", "the", "rest"]
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -159,29 +159,46 @@ _ALTERNATE = re.compile(r"\(\d+\)$")
 class PocketsphinxEngine:
     """CMU pocketsphinx with the en-US model its wheel ships: no separate weights, about 5× slower than Whisper tiny."""
 
+    # Its acoustic model was trained on recorded speech, which always has a noise floor. Digitally clean audio
+    # (synthetic speech, silence padded with zeros, a noise gate) has stretches and spectral bands with no energy
+    # at all: their log mel energies hit the front end's floor, so every word edge becomes a cliff in the delta
+    # features and the silence model never matches. A fixed, seeded Gaussian floor at about -50 dBFS removes that
+    # and is far below the speech of any real recording. Measured on the sample clips: WER 0.63-0.80 → 0.36-0.78
+    # (floor alone, over three seeds), while pocketsphinx's own 1-LSB ``dither`` is too weak (0.51-0.85).
+    _NOISE_FLOOR_RMS = 3e-3
+    _NOISE_SEED = 20240601
+    # Gaussians scored per codebook of the phonetically-tied model: the default 4 is tuned for speed on embedded
+    # devices; 16 reads the sample clips better (mean WER 0.59 → 0.56 over three seeds) at ~1.3× the decoding time.
+    _TOPN = 16
+
     def __init__(self) -> None:
         from pocketsphinx import Decoder
 
         self._decoder_class = Decoder
         probe = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")  # fails fast on a broken install
         self._frame_s = 1.0 / float(probe.config["frate"])
-        self._info = EngineInfo(name="pocketsphinx", version=f"{dist_version('pocketsphinx')}+en-us")
+        self._info = EngineInfo(name="pocketsphinx", version=f"{dist_version('pocketsphinx')}+en-us+floor")
 
     @property
     def info(self) -> EngineInfo:
         return self._info
+
+    def _pcm(self, audio: AudioArray) -> bytes:
+        # Seeded per piece, so the same audio always gets the same floor and so the same words.
+        noise = np.random.default_rng(self._NOISE_SEED).normal(0.0, self._NOISE_FLOOR_RMS, audio.size)
+        floored = audio.astype(np.float64) + noise
+        return (np.clip(floored, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
     def transcribe(self, audio: AudioArray, *, language: str) -> list[TimedWord]:
         if _primary_language(language) != "en":
             raise UnsupportedLanguage(self._info.name, language)
         if audio.size == 0:
             return []
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         # A fresh decoder per piece (~0.25 s, about 1% of a piece's decoding): a reused one carries its cepstral
         # mean and more from earlier utterances, so the same audio would not always give the same words.
-        decoder = self._decoder_class(samprate=SAMPLE_RATE, loglevel="FATAL")
+        decoder = self._decoder_class(samprate=SAMPLE_RATE, loglevel="FATAL", topn=self._TOPN)
         decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
+        decoder.process_raw(self._pcm(audio), full_utt=True)
         decoder.end_utt()
         segments = list(decoder.seg())
         words = []

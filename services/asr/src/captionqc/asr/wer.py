@@ -2,7 +2,9 @@
 
 Used to score the engines against the sample clips' ground truth. Normalising is deliberately even-handed:
 case, punctuation and apostrophes are dropped and numbers are spelled out on both sides, so "$80,000" (Whisper),
-"eighty thousand dollars" (pocketsphinx) and "80,000 dollars" (the script) all compare equal.
+"eighty thousand dollars" (pocketsphinx) and "80,000 dollars" (the script) all compare equal. British English says
+"two thousand three hundred and fifty" for 2,350: an engine that writes numbers as words hears that "and", so it
+is dropped between a scale word and the rest of the number, or spelled-out numbers would cost one error each.
 """
 
 from __future__ import annotations
@@ -48,6 +50,24 @@ def _number_words(text: str) -> list[str]:
     return words
 
 
+_SCALE_WORDS = frozenset({"hundred", "thousand", "million", "billion"})
+_SMALL_NUMBER_WORDS = frozenset(_ONES[1:] + _TENS[2:])
+
+
+def _drop_number_and(words: list[str]) -> list[str]:
+    """Drop the "and" of "three hundred and fifty", the only place a number word sequence has one."""
+    return [
+        word
+        for i, word in enumerate(words)
+        if not (
+            word == "and"
+            and 0 < i < len(words) - 1
+            and words[i - 1] in _SCALE_WORDS
+            and words[i + 1] in _SMALL_NUMBER_WORDS
+        )
+    ]
+
+
 def normalise_words(text: str) -> list[str]:
     """Lower-case word tokens with punctuation removed and numbers spelled out."""
     out: list[str] = []
@@ -70,7 +90,7 @@ def normalise_words(text: str) -> list[str]:
             out.append("percent")
         if unit:
             out.append(unit)
-    return out
+    return _drop_number_and(out)
 
 
 def word_error_rate(reference: Iterable[str] | str, hypothesis: Iterable[str] | str) -> float:
