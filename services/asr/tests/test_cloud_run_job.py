@@ -15,7 +15,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 
-from captionqc.asr.dispatch import JOB_ID_ENV, CloudRunJobDispatcher, job_json_key
+from captionqc.asr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.asr.service import SUBSCRIPTION, AsrService, build_service
 from captionqc.asr.settings import AsrSettings, ExecutionMode
 from captionqc.asr.wer import word_error_rate
@@ -66,7 +66,7 @@ def test_settings_refuse_cloud_run_mode_without_a_job() -> None:
 def test_dispatch_starts_an_execution_carrying_the_job(tmp_path: Path) -> None:
     settings = cloud_settings(tmp_path)
     client = FakeJobsClient()
-    dispatcher = CloudRunJobDispatcher.from_settings(settings, client=client)
+    dispatcher = dispatcher_for(settings, client=client)
     job = job_event("gs://captionqc-media/in/clip.mp4").data
     execution = dispatcher.dispatch(job)
     [request] = client.requests
@@ -82,7 +82,7 @@ def test_dispatch_starts_an_execution_carrying_the_job(tmp_path: Path) -> None:
 
 def test_dispatch_failure_of_the_admin_api_is_transient(tmp_path: Path) -> None:
     client = FakeJobsClient(fail=gexc.ServiceUnavailable("try later"))
-    dispatcher = CloudRunJobDispatcher.from_settings(cloud_settings(tmp_path), client=client)
+    dispatcher = dispatcher_for(cloud_settings(tmp_path), client=client)
     with pytest.raises(TransientMediaError):
         dispatcher.dispatch(job_event("gs://captionqc-media/clip.mp4").data)
 
@@ -96,7 +96,7 @@ async def test_a_dispatching_worker_acks_without_reading(
     service = AsrService(
         settings=settings,
         store=LocalResultStore(tmp_path / "results"),
-        dispatcher=CloudRunJobDispatcher.from_settings(settings, client=client),
+        dispatcher=dispatcher_for(settings, client=client),
     )
     runner = ConsumerRunner(
         project=pubsub_project,

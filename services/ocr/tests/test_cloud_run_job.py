@@ -17,7 +17,7 @@ from google.cloud import run_v2
 
 from captionqc.media.errors import TransientMediaError
 from captionqc.media.storage import LocalResultStore
-from captionqc.ocr.dispatch import JOB_ID_ENV, CloudRunJobDispatcher, job_json_key
+from captionqc.ocr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.ocr.service import SUBSCRIPTION, OcrService, build_service
 from captionqc.ocr.settings import ExecutionMode, OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner, Route
@@ -65,7 +65,7 @@ def test_settings_refuse_cloud_run_mode_without_a_job() -> None:
 def test_dispatch_starts_an_execution_carrying_the_job(tmp_path: Path) -> None:
     settings = cloud_settings(tmp_path)
     client = FakeJobsClient()
-    dispatcher = CloudRunJobDispatcher.from_settings(settings, client=client)
+    dispatcher = dispatcher_for(settings, client=client)
     job = job_event("gs://captionqc-media/in/clip.mp4").data
     execution = dispatcher.dispatch(job)
     [request] = client.requests
@@ -81,7 +81,7 @@ def test_dispatch_starts_an_execution_carrying_the_job(tmp_path: Path) -> None:
 
 def test_dispatch_failure_of_the_admin_api_is_transient(tmp_path: Path) -> None:
     client = FakeJobsClient(fail=gexc.ServiceUnavailable("try later"))
-    dispatcher = CloudRunJobDispatcher.from_settings(cloud_settings(tmp_path), client=client)
+    dispatcher = dispatcher_for(cloud_settings(tmp_path), client=client)
     with pytest.raises(TransientMediaError):
         dispatcher.dispatch(job_event("gs://captionqc-media/clip.mp4").data)
 
@@ -95,7 +95,7 @@ async def test_a_dispatching_worker_acks_without_reading(
     service = OcrService(
         settings=settings,
         store=LocalResultStore(tmp_path / "results"),
-        dispatcher=CloudRunJobDispatcher.from_settings(settings, client=client),
+        dispatcher=dispatcher_for(settings, client=client),
     )
     runner = ConsumerRunner(
         project=pubsub_project,

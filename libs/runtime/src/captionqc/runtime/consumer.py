@@ -47,18 +47,15 @@ from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging, log_context
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
 from captionqc.runtime.settings import ServiceSettings
+from captionqc.runtime.stage_events import stage_failed_event
 from captionqc.runtime.tracing import configure_tracing, extract_trace_context, shutdown_tracing
 from captionqc.schemas import (
     CloudEvent,
     EventDecodeError,
     FailureReason,
     Stage,
-    StageFailed,
     TopicName,
-    deterministic_event_id,
-    failed_type,
     from_pubsub,
-    new_event,
 )
 
 log = logging.getLogger(__name__)
@@ -338,17 +335,8 @@ class ConsumerRunner:
     ) -> Outcome:
         if self.failure_stage is None:
             return await self._dead_letter(route, data, attributes, reason.value, message)
-        failed = new_event(
-            failed_type(self.failure_stage),
-            StageFailed(
-                job_id=event.data.job_id,
-                tenant=event.data.tenant,
-                stage=self.failure_stage,
-                reason=reason,
-                message=message[:2000],
-            ),
-            source=self.source,
-            event_id=deterministic_event_id(event.data.job_id, self.failure_stage.value, "failed"),
+        failed = stage_failed_event(
+            event.data.job_id, event.data.tenant, self.failure_stage, reason, message, source=self.source
         )
         try:
             await self.publisher.publish(failed)

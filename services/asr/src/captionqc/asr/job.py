@@ -17,20 +17,23 @@ from collections.abc import Sequence
 from captionqc.asr.dispatch import JOB_ID_ENV
 from captionqc.asr.engines import AsrEngine
 from captionqc.asr.pool import ProcessPoolEngine
-from captionqc.asr.service import ProgressRelay, build_engine_for_service, completed_event, failed_event, process_job
+from captionqc.asr.service import SOURCE, build_engine_for_service, completed_event, failed_event, process_job
 from captionqc.asr.settings import AsrSettings
 from captionqc.media.storage import result_store_from_uri
 from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.pubsub import EventPublisher
-from captionqc.schemas import JobRequested
+from captionqc.runtime.stage_events import ProgressRelay
+from captionqc.schemas import JobRequested, Stage
 
 log = logging.getLogger("captionqc.asr.job")
 
 
 async def run_job(job: JobRequested, settings: AsrSettings, publisher: EventPublisher) -> None:
     store = result_store_from_uri(settings.results_uri)
-    relay = ProgressRelay(asyncio.get_running_loop(), publisher.publish, job, settings.progress_interval_s)
+    relay = ProgressRelay(
+        asyncio.get_running_loop(), publisher.publish, job, settings.progress_interval_s, Stage.ASR, SOURCE
+    )
     engine: AsrEngine | None = None
     try:
         engine = await asyncio.to_thread(build_engine_for_service, settings)

@@ -9,17 +9,14 @@ runner's thread pool; with ``pool_size > 1`` the engine work itself runs in the 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import re
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from captionqc.asr.dispatch import CloudRunJobDispatcher, JobDispatcher
+from captionqc.asr.dispatch import JobDispatcher, dispatcher_for
 from captionqc.asr.engines import AsrEngine, EngineSpec, build_engine
 from captionqc.asr.pool import ProcessPoolEngine
 from captionqc.asr.settings import AsrSettings, ExecutionMode
@@ -28,6 +25,7 @@ from captionqc.media.source import open_media
 from captionqc.media.storage import ResultStore, result_store_from_uri
 from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.stage_events import ProgressRelay, stage_failed_event, stage_progress_event
 from captionqc.schemas import (
     AsrCompleted,
     CloudEvent,
@@ -96,52 +94,12 @@ def completed_event(result: AsrCompleted) -> CloudEvent[AsrCompleted]:
 
 
 def progress_event(job: JobRequested, fraction: float, message: str) -> CloudEvent[StageProgress]:
-    progress = StageProgress(
-        job_id=job.job_id, tenant=job.tenant, stage=Stage.ASR, progress=min(max(fraction, 0.0), 1.0), message=message
-    )
-    return new_event(EventType.ASR_PROGRESS, progress, source=SOURCE)
-
-
-@dataclass
-class ProgressRelay:
-    """Called on the worker thread; hops each (throttled) progress event back to the loop to publish it."""
-
-    loop: asyncio.AbstractEventLoop
-    publish: Callable[[CloudEvent[Any]], Awaitable[object]]
-    job: JobRequested
-    interval_s: float
-    _last: float = field(default=float("-inf"), init=False)
-    _pending: list[concurrent.futures.Future[None]] = field(default_factory=list, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    def __call__(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if fraction < 1.0 and now - self._last < self.interval_s:
-                return
-            self._last = now
-            event = progress_event(self.job, fraction, message)
-            self._pending.append(asyncio.run_coroutine_threadsafe(_publish(self.publish, event), self.loop))
-
-    async def drain(self) -> None:
-        """Wait for the progress publishes; a lost progress tick is logged, never a reason to fail the job."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        results = await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                log.warning("a progress event could not be published: %s", result)
-
-
-async def _publish(publish: Callable[[CloudEvent[Any]], Awaitable[object]], event: CloudEvent[Any]) -> None:
-    await publish(event)
+    return stage_progress_event(job, Stage.ASR, fraction, message, source=SOURCE)
 
 
 def failed_event(job: JobRequested, reason: FailureReason, message: str) -> CloudEvent[StageFailed]:
     """The event the consumer runner publishes for a permanent failure (same ce-id), for the Cloud Run Job."""
-    failed = StageFailed(job_id=job.job_id, tenant=job.tenant, stage=Stage.ASR, reason=reason, message=message[:2000])
-    event_id = deterministic_event_id(job.job_id, Stage.ASR.value, "failed")
-    return new_event(EventType.ASR_FAILED, failed, source=SOURCE, event_id=event_id)
+    return stage_failed_event(job.job_id, job.tenant, Stage.ASR, reason, message, source=SOURCE)
 
 
 @dataclass
@@ -163,7 +121,9 @@ class AsrService:
             execution = await ctx.run_in_pool(self.dispatcher.dispatch, job)
             log.info("dispatched to a Cloud Run Job", extra={"execution": execution})
             return
-        relay = ProgressRelay(asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s)
+        relay = ProgressRelay(
+            asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s, Stage.ASR, SOURCE
+        )
         try:
             result = await ctx.run_in_pool(self._process, job, relay)
         finally:
@@ -188,7 +148,7 @@ def build_engine_for_service(settings: AsrSettings) -> AsrEngine:
 
 def build_service(settings: AsrSettings, *, dispatcher: JobDispatcher | None = None) -> AsrService:
     if dispatcher is None and settings.execution_mode is ExecutionMode.CLOUD_RUN_JOB:
-        dispatcher = CloudRunJobDispatcher.from_settings(settings)
+        dispatcher = dispatcher_for(settings)
     # Load the model at start-up, not on the first job (in cloud_run_job mode this process never transcribes).
     engine = None if dispatcher is not None else build_engine_for_service(settings)
     return AsrService(

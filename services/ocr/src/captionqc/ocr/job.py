@@ -17,19 +17,22 @@ from collections.abc import Sequence
 from captionqc.media.storage import result_store_from_uri
 from captionqc.ocr.dispatch import JOB_ID_ENV
 from captionqc.ocr.engine import engine_for
-from captionqc.ocr.service import ProgressRelay, completed_event, failed_event, process_job
+from captionqc.ocr.service import SOURCE, completed_event, failed_event, process_job
 from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.pubsub import EventPublisher
-from captionqc.schemas import JobRequested
+from captionqc.runtime.stage_events import ProgressRelay
+from captionqc.schemas import JobRequested, Stage
 
 log = logging.getLogger("captionqc.ocr.job")
 
 
 async def run_job(job: JobRequested, settings: OcrSettings, publisher: EventPublisher) -> None:
     store = result_store_from_uri(settings.results_uri)
-    relay = ProgressRelay(asyncio.get_running_loop(), publisher.publish, job, settings.progress_interval_s)
+    relay = ProgressRelay(
+        asyncio.get_running_loop(), publisher.publish, job, settings.progress_interval_s, Stage.OCR, SOURCE
+    )
     try:
         engine = await asyncio.to_thread(engine_for, settings)
         result = await asyncio.to_thread(

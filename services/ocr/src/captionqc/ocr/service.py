@@ -8,23 +8,21 @@ runner's pool; the Cloud Run Job entrypoint calls it directly.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from captionqc.media.source import open_media
 from captionqc.media.storage import ResultStore, result_store_from_uri
-from captionqc.ocr.dispatch import CloudRunJobDispatcher, JobDispatcher
+from captionqc.ocr.dispatch import JobDispatcher, dispatcher_for
 from captionqc.ocr.engine import OcrEngine, engine_for
 from captionqc.ocr.settings import ExecutionMode, OcrSettings
 from captionqc.ocr.stage import ProgressCallback, read_captions
 from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.stage_events import ProgressRelay, stage_failed_event, stage_progress_event
 from captionqc.schemas import (
     CloudEvent,
     EventType,
@@ -84,52 +82,12 @@ def completed_event(result: OcrCompleted) -> CloudEvent[OcrCompleted]:
 
 
 def progress_event(job: JobRequested, fraction: float, message: str) -> CloudEvent[StageProgress]:
-    progress = StageProgress(
-        job_id=job.job_id, tenant=job.tenant, stage=Stage.OCR, progress=min(max(fraction, 0.0), 1.0), message=message
-    )
-    return new_event(EventType.OCR_PROGRESS, progress, source=SOURCE)
+    return stage_progress_event(job, Stage.OCR, fraction, message, source=SOURCE)
 
 
 def failed_event(job: JobRequested, reason: FailureReason, message: str) -> CloudEvent[StageFailed]:
     """The event the consumer runner publishes for a permanent failure (same ce-id), for the Cloud Run Job."""
-    failed = StageFailed(job_id=job.job_id, tenant=job.tenant, stage=Stage.OCR, reason=reason, message=message[:2000])
-    event_id = deterministic_event_id(job.job_id, Stage.OCR.value, "failed")
-    return new_event(EventType.OCR_FAILED, failed, source=SOURCE, event_id=event_id)
-
-
-@dataclass
-class ProgressRelay:
-    """Called on the worker thread; hops each (throttled) progress event back to the loop to publish it."""
-
-    loop: asyncio.AbstractEventLoop
-    publish: Callable[[CloudEvent[Any]], Awaitable[object]]
-    job: JobRequested
-    interval_s: float
-    _last: float = field(default=float("-inf"), init=False)
-    _pending: list[concurrent.futures.Future[None]] = field(default_factory=list, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    def __call__(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if fraction < 1.0 and now - self._last < self.interval_s:
-                return
-            self._last = now
-            event = progress_event(self.job, fraction, message)
-            self._pending.append(asyncio.run_coroutine_threadsafe(_publish(self.publish, event), self.loop))
-
-    async def drain(self) -> None:
-        """Wait for the progress publishes; a lost progress tick is logged, never a reason to fail the job."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        results = await asyncio.gather(*(asyncio.wrap_future(f) for f in pending), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                log.warning("a progress event could not be published: %s", result)
-
-
-async def _publish(publish: Callable[[CloudEvent[Any]], Awaitable[object]], event: CloudEvent[Any]) -> None:
-    await publish(event)
+    return stage_failed_event(job.job_id, job.tenant, Stage.OCR, reason, message, source=SOURCE)
 
 
 @dataclass
@@ -151,7 +109,9 @@ class OcrService:
             execution = await ctx.run_in_pool(self.dispatcher.dispatch, job)
             log.info("dispatched to a Cloud Run Job", extra={"execution": execution})
             return
-        relay = ProgressRelay(asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s)
+        relay = ProgressRelay(
+            asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s, Stage.OCR, SOURCE
+        )
         try:
             result = await ctx.run_in_pool(self._process, job, relay)
         finally:
@@ -166,7 +126,7 @@ class OcrService:
 def build_service(settings: OcrSettings, *, engine: OcrEngine | None = None) -> OcrService:
     dispatcher: JobDispatcher | None = None
     if settings.execution_mode is ExecutionMode.CLOUD_RUN_JOB:
-        dispatcher = CloudRunJobDispatcher.from_settings(settings)
+        dispatcher = dispatcher_for(settings)
     # Load the models at start-up, not on the first job (in cloud_run_job mode this process never OCRs).
     if engine is None and dispatcher is None:
         engine = engine_for(settings)
