@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
-from google.cloud import pubsub_v1
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from captionqc.runtime.consumer import DEAD_LETTER_REASON, ConsumerRunner, HandlerContext, Route
 from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.pubsub import EventPublisher, subscription_path, topic_path
+from captionqc.runtime.testing.bus import pull_messages
 from captionqc.schemas import CloudEvent, EventType, FailureReason, Stage, StageFailed, TopicName, from_pubsub
 
 from .helpers import job_requested
@@ -33,25 +33,6 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
-
-
-def pull_all(project: str, subscription: str, *, expect: int, timeout: float = 15.0) -> list[Any]:
-    """Synchronously pull (and ack) messages from a subscription of the test project."""
-    subscriber = pubsub_v1.SubscriberClient()
-    path = subscription_path(project, subscription)
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < expect and time.monotonic() < deadline:
-            resp = subscriber.pull(request={"subscription": path, "max_messages": 50}, timeout=5)
-            if resp.received_messages:
-                subscriber.acknowledge(
-                    request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]}
-                )
-                got.extend(m.message for m in resp.received_messages)
-    finally:
-        subscriber.close()
-    return got
 
 
 async def run(runner: ConsumerRunner, until: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -126,7 +107,7 @@ async def test_permanent_error_becomes_failed_event_without_redelivery(
     sent = job_requested()
     await publisher.publish(sent)
     await run(make_runner(pubsub_project, publisher, handler), lambda: len(calls) == 1)
-    failed = pull_all(pubsub_project, "status-ocr-results", expect=1)
+    failed = pull_messages(pubsub_project, "status-ocr-results", expect=1)
     assert len(failed) == 1
     event = from_pubsub(failed[0].data, dict(failed[0].attributes))
     assert event.type is EventType.OCR_FAILED
@@ -161,7 +142,7 @@ async def test_undecodable_message_is_dead_lettered_at_once(
     runner = make_runner(pubsub_project, publisher, handler)
     await runner.start()
     try:
-        dead = await asyncio.to_thread(pull_all, pubsub_project, "status-dead-letter", expect=1)
+        dead = await asyncio.to_thread(pull_messages, pubsub_project, "status-dead-letter", expect=1)
     finally:
         await runner.stop()
     assert calls == []
@@ -201,7 +182,7 @@ async def test_publisher_puts_events_on_their_topology_topic(pubsub_project: str
     sent = job_requested()
     await publisher.publish(sent)
     for sub in ("ocr-jobs", "asr-jobs", "status-jobs"):
-        got = await asyncio.to_thread(pull_all, pubsub_project, sub, expect=1)
+        got = await asyncio.to_thread(pull_messages, pubsub_project, sub, expect=1)
         assert [m.attributes["ce-id"] for m in got] == [sent.id]
     assert topic_path(pubsub_project, "jobs").endswith("/topics/jobs")
 

@@ -15,10 +15,11 @@ from captionqc.runtime.db import session_factory, unit_of_work
 from captionqc.runtime.messaging_tables import add_to_outbox, claim_event, inbox_table, outbox_table
 from captionqc.runtime.outbox_relay import OutboxRelay
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.testing.bus import pull_messages
 from captionqc.schemas import CloudEvent, Stage
 
 from .helpers import job_requested
-from .test_consumer import pull_all, wait_for
+from .test_consumer import wait_for
 
 SCHEMA = "runtime_test"
 
@@ -87,7 +88,7 @@ async def test_outbox_published_once_and_marked(pubsub_project: str, db: Any) ->
     relay = OutboxRelay(sessions, tables.outbox, publisher, poll_interval_s=0.1)
     relay.start()
     try:
-        got = await asyncio.to_thread(pull_all, pubsub_project, "ocr-jobs", expect=3)
+        got = await asyncio.to_thread(pull_messages, pubsub_project, "ocr-jobs", expect=3)
         async with sessions() as session:
             unsent = await session.scalar(
                 select(func.count()).select_from(tables.outbox).where(tables.outbox.c.published_at.is_(None))
@@ -135,7 +136,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_same_ce_id(pubs
     relay2 = OutboxRelay(sessions, tables.outbox, publisher, poll_interval_s=0.1)
     relay2.start()
     try:
-        got = await asyncio.to_thread(pull_all, pubsub_project, "ocr-jobs", expect=2)
+        got = await asyncio.to_thread(pull_messages, pubsub_project, "ocr-jobs", expect=2)
     finally:
         await relay2.stop()
         publisher.close()

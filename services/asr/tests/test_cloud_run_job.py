@@ -23,9 +23,9 @@ from captionqc.media.errors import TransientMediaError
 from captionqc.media.storage import LocalResultStore
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import EventType, FailureReason, JobRequested, Stage, deterministic_event_id
 
-from .bus import job_event, pull_events
 from .conftest import SAMPLE_CLIPS, SAMPLES
 
 

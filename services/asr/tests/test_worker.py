@@ -16,9 +16,9 @@ from captionqc.asr.wer import word_error_rate
 from captionqc.media.storage import LocalResultStore
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import AsrCompleted, EventType, FailureReason, Stage, deterministic_event_id
 
-from .bus import job_event, pull_events
 from .conftest import SAMPLE_CLIPS, SAMPLES, SampleClip
 
 pytestmark = [
@@ -110,7 +110,9 @@ async def test_small_result_travels_inline(pubsub_project: str, publisher: Event
     [event] = await with_worker(settings, pubsub_project, publisher, body)
     assert event.data.result_uri is None
     assert word_error_rate(clip.spoken_text, " ".join(w.word for w in event.data.words)) <= 0.15
-    assert event.data.stats.real_time_factor < 1.0
+    # The speed itself is bench/stages.py's business; here only that the reported figure is the stated ratio.
+    stats = event.data.stats
+    assert stats.real_time_factor == pytest.approx(stats.processing_s / stats.media_duration_s)
 
 
 async def test_permanent_media_errors_become_failed_events_without_redelivery(

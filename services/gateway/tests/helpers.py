@@ -1,37 +1,15 @@
-"""Reading what landed on the emulator, and waiting for it, bounded in time."""
+"""Waiting for what the gateway wrote, bounded in time (reading the emulator: `captionqc.runtime.testing.bus`)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from captionqc.gateway.tables import jobs, outbox
-from captionqc.runtime.pubsub import subscription_path
-
-
-def pull_all(project: str, subscription: str, *, expect: int, timeout: float = 10.0) -> list[Any]:
-    """Pull (and ack) up to ``expect`` messages from a subscription of the test project."""
-    subscriber = pubsub_v1.SubscriberClient()
-    path = subscription_path(project, subscription)
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(got) < expect and time.monotonic() < deadline:
-            resp = subscriber.pull(request={"subscription": path, "max_messages": 50}, timeout=5)
-            if resp.received_messages:
-                subscriber.acknowledge(
-                    request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]}
-                )
-                got.extend(m.message for m in resp.received_messages)
-    finally:
-        subscriber.close()
-    return got
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:

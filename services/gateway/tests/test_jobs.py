@@ -14,11 +14,12 @@ from opentelemetry.trace import SpanKind
 
 from captionqc.gateway.app import create_app
 from captionqc.gateway.settings import GatewaySettings
+from captionqc.runtime.testing.bus import pull_messages
 from captionqc.runtime.tracing import trace_id_from_traceparent
 from captionqc.schemas import EventType, from_pubsub
 
 from .conftest import bearer, running
-from .helpers import Db, pull_all, wait_until
+from .helpers import Db, wait_until
 
 GS = {"media_uri": "gs://broadcast-media/news/0612.mp4"}
 
@@ -54,7 +55,7 @@ async def test_accepted_job_is_published_once_with_ce_attributes_and_trace(
 
         sub = f"projects/{pubsub_project}/subscriptions/status-jobs"
         assert pubsub_emulator.subscription_state(sub)["backlog"] == 1  # exactly one, before we pull it
-        (message,) = await asyncio.to_thread(pull_all, pubsub_project, "status-jobs", expect=1)
+        (message,) = await asyncio.to_thread(pull_messages, pubsub_project, "status-jobs", expect=1)
         attrs = dict(message.attributes)
         assert attrs["ce-type"] == "captionqc.job.requested"
         assert attrs["ce-specversion"] == "1.0"
@@ -86,7 +87,7 @@ async def test_incoming_traceparent_is_continued(client: httpx.AsyncClient, pubs
     trace_id = uuid.uuid4().hex
     r = await client.post("/v1/jobs", json=GS, headers={**bearer(), "traceparent": f"00-{trace_id}-{'a' * 16}-01"})
     assert r.status_code == 202
-    (message,) = await asyncio.to_thread(pull_all, pubsub_project, "ocr-jobs", expect=1)
+    (message,) = await asyncio.to_thread(pull_messages, pubsub_project, "ocr-jobs", expect=1)
     assert trace_id_from_traceparent(message.attributes["traceparent"]) == trace_id
 
 
@@ -109,7 +110,7 @@ async def test_idempotent_retries_get_the_same_answer_and_one_job(
         assert await db.outbox_rows() == 1
     finally:
         await db.close()
-    got = await asyncio.to_thread(pull_all, pubsub_project, "ocr-jobs", expect=2, timeout=2)
+    got = await asyncio.to_thread(pull_messages, pubsub_project, "ocr-jobs", expect=2, timeout=2)
     assert [m.attributes["ce-subject"] for m in got] == [first.json()["job_id"]]
 
 

@@ -11,9 +11,10 @@ import httpx
 from captionqc.gateway.app import create_app
 from captionqc.gateway.runtime import GatewayRuntime
 from captionqc.gateway.settings import GatewaySettings
+from captionqc.runtime.testing.bus import pull_messages
 
 from .conftest import bearer, running
-from .helpers import Db, pull_all, wait_until
+from .helpers import Db, wait_until
 
 GS = {"media_uri": "gs://broadcast-media/news/0612.mp4"}
 
@@ -48,7 +49,7 @@ async def test_relay_killed_between_commit_and_publish_then_restart_publishes_on
         async with running(create_app(make_settings())):
             await wait_until(db.all_sent)
         assert pubsub_emulator.subscription_state(sub)["backlog"] == 1
-        got = await asyncio.to_thread(pull_all, pubsub_project, "ocr-jobs", expect=2, timeout=2)
+        got = await asyncio.to_thread(pull_messages, pubsub_project, "ocr-jobs", expect=2, timeout=2)
         assert [m.attributes["ce-subject"] for m in got] == [job_id]
     finally:
         await db.close()
@@ -65,7 +66,7 @@ async def test_shutdown_drains_what_was_committed(
         assert await db.unsent() == 0
     finally:
         await db.close()
-    got = await asyncio.to_thread(pull_all, pubsub_project, "ocr-jobs", expect=5)
+    got = await asyncio.to_thread(pull_messages, pubsub_project, "ocr-jobs", expect=5)
     assert sorted(m.attributes["ce-subject"] for m in got) == sorted(r.json()["job_id"] for r in responses)
 
 

@@ -22,9 +22,9 @@ from captionqc.ocr.service import SUBSCRIPTION, OcrService, build_service
 from captionqc.ocr.settings import ExecutionMode, OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import EventType, FailureReason, JobRequested, Stage, deterministic_event_id
 
-from .bus import job_event, pull_events
 from .scoring import SAMPLES, sample_clips, truth_of
 
 

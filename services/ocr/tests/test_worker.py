@@ -15,6 +15,7 @@ from captionqc.ocr.service import SUBSCRIPTION, worker_setup
 from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import (
     EventType,
     FailureReason,
@@ -24,7 +25,6 @@ from captionqc.schemas import (
     deterministic_event_id,
 )
 
-from .bus import job_event, pull_events
 from .scoring import SAMPLES, sample_clips, score_clip, truth_of, write_audio_only
 
 pytestmark = pytest.mark.slow

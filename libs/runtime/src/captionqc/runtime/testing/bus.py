@@ -1,4 +1,4 @@
-"""Helpers for the tests that run the OCR worker against the real Pub/Sub emulator."""
+"""Test helpers for reading what landed on the real Pub/Sub emulator, shared by every package's tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from captionqc.runtime.pubsub import subscription_path
 from captionqc.schemas import (
@@ -34,11 +34,11 @@ def job_event(uri: str, *, region: RegionHint | None = None, job_id: str | None 
     return new_event(EventType.JOB_REQUESTED, job, source="//captionqc/test")
 
 
-def pull_events(project: str, subscription: str, *, expect: int, timeout: float) -> list[CloudEvent[Any]]:
-    """Pull (and ack) until ``expect`` events arrived or ``timeout`` passed; runs on a thread."""
+def pull_messages(project: str, subscription: str, *, expect: int, timeout: float = 15.0) -> list[Any]:
+    """Pull (and ack) raw messages until ``expect`` arrived or ``timeout`` passed; blocking (run it on a thread)."""
     subscriber = pubsub_v1.SubscriberClient()
     path = subscription_path(project, subscription)
-    got: list[CloudEvent[Any]] = []
+    got: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
         while len(got) < expect and time.monotonic() < deadline:
@@ -50,7 +50,13 @@ def pull_events(project: str, subscription: str, *, expect: int, timeout: float)
                 subscriber.acknowledge(
                     request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]}
                 )
-                got.extend(from_pubsub(m.message.data, dict(m.message.attributes)) for m in resp.received_messages)
+                got.extend(m.message for m in resp.received_messages)
     finally:
         subscriber.close()
     return got
+
+
+def pull_events(project: str, subscription: str, *, expect: int, timeout: float) -> list[CloudEvent[Any]]:
+    """Like `pull_messages`, decoded into typed events."""
+    messages = pull_messages(project, subscription, expect=expect, timeout=timeout)
+    return [from_pubsub(m.data, dict(m.attributes)) for m in messages]
