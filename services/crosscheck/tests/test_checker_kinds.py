@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -244,7 +243,8 @@ def test_evidence_and_confidence_fit_the_contract() -> None:
         assert all(v is None or isinstance(v, str | int | float | bool) for v in f.evidence.values())
 
 
-def test_a_minute_of_captions_checks_well_under_a_second() -> None:
+def test_a_minute_of_captions_flags_each_injected_typo_once() -> None:
+    # Speed is measured by bench/detection_eval.py (ms per clip), not asserted here: a shared machine is noisy.
     warm_up()
     places = ["library", "museum", "station", "bridge", "school", "stadium", "harbour", "market", "clinic", "park"]
     captions, words = [], []
@@ -253,12 +253,8 @@ def test_a_minute_of_captions_checks_well_under_a_second() -> None:
         line = f"On day {i + 1} the council approved the new budget for the {places[i % 10]}."
         captions.append(caption(line.replace("budget", "budgget") if i % 3 == 0 else line, t, t + 3.0))
         words.extend(spoken(line, t + 0.1, t + 2.9))
-    t0 = time.perf_counter()
     result = run(captions, words)
-    elapsed = time.perf_counter() - t0
     assert len(result.findings) == 7
-    # Generous against a loaded shared machine; the bench shows ~30 ms per clip.
-    assert elapsed < 1.0
 
 
 def test_config_rejects_inconsistent_thresholds() -> None:
