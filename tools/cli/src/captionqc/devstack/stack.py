@@ -221,16 +221,17 @@ class Stack:
         prefix = f"CAPTIONQC_{name.upper()}_"
         port = int(old.env[f"{prefix}HEALTH_PORT"])
         self.start_service(name, old.argv, port)
-        others = {k: v for k, v in self.services.items() if k != name}
-        self.services, saved = {name: self.services[name]}, others
-        try:
-            self.wait_healthy(timeout_s)
-        finally:
-            self.services = {**saved, **self.services}
+        self.wait_healthy(timeout_s, names=[name])
 
-    def wait_healthy(self, timeout_s: float = 120.0, on_wait: Callable[[str], None] | None = None) -> None:
+    def wait_healthy(
+        self,
+        timeout_s: float = 120.0,
+        on_wait: Callable[[str], None] | None = None,
+        names: list[str] | None = None,
+    ) -> None:
+        """Wait until the named services (all by default) answer /healthz."""
         deadline = time.monotonic() + timeout_s
-        pending = dict(self.services)
+        pending = {n: s for n, s in self.services.items() if names is None or n in names}
         with httpx.Client(timeout=2.0) as client:
             while pending:
                 for name, service in list(pending.items()):
