@@ -40,16 +40,6 @@ async def relay_running(request: Request) -> bool:
     return gateway_runtime(request).relay.running
 
 
-async def _final_pass(relay: OutboxRelay) -> None:
-    """``OutboxRelay.stop()`` can end on a pass that began before this process's last commits; publish those."""
-    try:
-        for _ in range(10):  # bounded: at most 10 batches at shutdown
-            if await relay.publish_pending() == 0:
-                return
-    except Exception:
-        log.exception("final outbox pass failed; unsent rows are left for the next process")
-
-
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -66,11 +56,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            # Drain what this process committed, then close: the relay publishes pending rows before stopping.
+            # Drain what this process committed, then close: stop() ends with a bounded pass over pending rows.
             # A relay that already died (readyz said so) is not awaited: its rows wait for the next process.
             if relay.running:
                 await relay.stop()
-                await _final_pass(relay)
             else:
                 log.warning("outbox relay was not running at shutdown; unsent rows are left for the next process")
             await asyncio.to_thread(publisher.close)
