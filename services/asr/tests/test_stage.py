@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,12 @@ def test_whisper_word_error_rate(sample: SampleClip, whisper_outcomes: dict[str,
 def test_pocketsphinx_word_error_rate(sample: SampleClip, pocketsphinx_outcomes: dict[str, AsrOutcome]) -> None:
     outcome = pocketsphinx_outcomes[sample.name]
     wer = word_error_rate(sample.spoken_text, _text(outcome.words))
-    # With the noise floor and topn 16 the committed espeak-ng clips measure 0.34-0.69 (0.63-0.80 before); the
-    # issue's 0.6 holds on average (below) but not yet on every clip, so each clip guards the level reached.
-    assert wer <= 0.75, f"WER {wer:.3f} on {sample.name}: {_text(outcome.words)}"
+    # With British pronunciations, the noise floor and topn 16 the committed espeak-ng clips measure 0.28-0.64 at
+    # the engine's own floor (0.63-0.80 at first). The 0.6 holds on average (below) but not on every clip,
+    # so each clip guards the level reached; bench/asr_pronunciations.py shows the spread over other floors.
+    assert wer <= 0.7, f"WER {wer:.3f} on {sample.name}: {_text(outcome.words)}"
     assert outcome.engine.name == "pocketsphinx"
+    assert outcome.engine.version.endswith(f"+misaki{version('misaki')}-gb")
 
 
 def test_pocketsphinx_mean_word_error_rate(pocketsphinx_outcomes: dict[str, AsrOutcome]) -> None:
@@ -65,6 +68,19 @@ def test_pocketsphinx_mean_word_error_rate(pocketsphinx_outcomes: dict[str, AsrO
         for clip in SAMPLE_CLIPS
     }
     assert statistics.mean(rates.values()) <= 0.6, rates
+
+
+def test_pocketsphinx_british_pronunciations_are_in_its_dictionary() -> None:
+    from captionqc.asr.engines import PocketsphinxEngine
+
+    american = PocketsphinxEngine(british_pronunciations=False)
+    assert "misaki" not in american.info.version
+    british = PocketsphinxEngine()
+    assert british.info.version != american.info.version  # so results of the two never share a ce-id
+    decoder = british.decoder()
+    assert decoder.lookup_word("water(2)") == "W AO T AH"  # non-rhotic
+    assert decoder.lookup_word("news(2)") == "N Y UW Z"
+    assert american.decoder().lookup_word("water(2)") is None
 
 
 @pytest.mark.parametrize("engine", ["whisper", "pocketsphinx"])

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from captionqc.asr.lexicon import add_alternates, british_pronunciations, read_cmudict, to_arpabet, write_cmudict
 from captionqc.asr.numbers import RawWord, join_split_words
 from captionqc.asr.settings import AsrSettings, EngineKind, ExecutionMode, default_whisper_model
 from captionqc.asr.vad import split_at_silences
@@ -90,6 +91,52 @@ def test_number_words() -> None:
     # Spoken British numbers carry an "and"; an engine writing them as words must not pay for it.
     assert word_error_rate("2,350 shares", "two thousand three hundred and fifty shares") == 0.0
     assert normalise_words("a hundred and the rest") == ["a", "hundred", "and", "the", "rest"]
+
+
+def test_british_and_american_spellings_are_one_word() -> None:
+    assert word_error_rate("The councillors and organisers", "the councilors and organizers") == 0.0
+    assert word_error_rate("45 millimetres of rain", "forty five millimeters of rain") == 0.0
+    # Only spellings fold: different words still differ.
+    assert word_error_rate("four hours", "for ours") == 1.0
+
+
+@pytest.mark.parametrize(
+    ("ipa", "phones"),
+    [
+        ("wˈɔːtə", "W AO T AH"),  # non-rhotic: no R after the vowel
+        ("njˈuːz", "N Y UW Z"),  # yod after n
+        ("tjˈuːzdA", "T Y UW Z D EY"),  # misaki's one-letter diphthong A = eɪ
+        ("hˈɒt", "HH AA T"),
+        ("ðˈɛː", "DH EH"),
+        ("ʧˈQz", "CH OW Z"),  # British əʊ
+    ],
+)
+def test_misaki_ipa_to_arpabet(ipa: str, phones: str) -> None:
+    assert to_arpabet(ipa) == tuple(phones.split())
+
+
+def test_ipa_symbol_without_counterpart_gives_no_pronunciation() -> None:
+    assert to_arpabet("ʁuʒ") is None
+    assert to_arpabet("ˈ") is None
+
+
+def test_british_alternates_join_known_words_only() -> None:
+    entries = read_cmudict(["water W AO T ER", "there DH EH R", "there(2) DH EH", "news N UW Z"])
+    lexicon = {
+        "Water": "wˈɔːtə",
+        "there": {"DEFAULT": "ðɛː", "None": "ðˈɛː"},  # part-of-speech forms, both already known
+        "news": "nˈuːz",  # same as the American form: not listed twice
+        "wallah": "wˈɒlə",  # not in the dictionary, so not in the language model either
+        "bad": "ʁ",  # unmappable
+    }
+    assert add_alternates(entries, british_pronunciations(lexicon)) == 1
+    assert "".join(write_cmudict(entries)).splitlines() == [
+        "water W AO T ER",
+        "water(2) W AO T AH",
+        "there DH EH R",
+        "there(2) DH EH",
+        "news N UW Z",
+    ]
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,6 +47,10 @@ class AsrSettings(ServiceSettings):
     # comes from the process pool instead.
     cpu_threads: Annotated[int, Field(ge=1, le=64)] = 1
     beam_size: Annotated[int, Field(ge=1, le=10)] = 5
+    pocketsphinx_british_pronunciations: bool = Field(
+        default=True,
+        description="Add British pronunciations (misaki's en-GB lexicon) to pocketsphinx's American dictionary.",
+    )
     pool_size: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="Worker processes transcribing audio pieces; >1 runs pieces in parallel."
     )

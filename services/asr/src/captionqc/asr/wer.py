@@ -5,12 +5,17 @@ case, punctuation and apostrophes are dropped and numbers are spelled out on bot
 "eighty thousand dollars" (pocketsphinx) and "80,000 dollars" (the script) all compare equal. British English says
 "two thousand three hundred and fifty" for 2,350: an engine that writes numbers as words hears that "and", so it
 is dropped between a scale word and the rest of the number, or spelled-out numbers would cost one error each.
+British and American spellings of a word are one word ("organisers" = "organizers"), folded with the list
+Whisper's own English normaliser uses, so a British script is not scored against an American dictionary.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from importlib.resources import files
 
 from rapidfuzz.distance import Levenshtein
 
@@ -68,6 +73,14 @@ def _drop_number_and(words: list[str]) -> list[str]:
     ]
 
 
+@functools.cache
+def _american_spellings() -> Mapping[str, str]:
+    mapping: dict[str, str] = json.loads(
+        files("whisper_normalizer").joinpath("normalizers/english.json").read_text(encoding="utf-8")
+    )
+    return mapping
+
+
 def normalise_words(text: str) -> list[str]:
     """Lower-case word tokens with punctuation removed and numbers spelled out."""
     out: list[str] = []
@@ -85,7 +98,7 @@ def normalise_words(text: str) -> list[str]:
         else:
             token = re.sub(r"[^\w]", "", token)
             if token:
-                out.append(token)
+                out.append(_american_spellings().get(token, token))
         if percent:
             out.append("percent")
         if unit:
