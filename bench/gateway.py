@@ -155,14 +155,14 @@ def main() -> int:
             command = [
                 str(Path(sys.executable).parent / "gunicorn"),
                 "-k",
-                "uvicorn.workers.UvicornWorker",
+                "uvicorn_worker.UvicornWorker",
                 "captionqc.gateway.app:create_app()",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(args.workers),
                 "--graceful-timeout",
-                "20",
+                "8",
             ]
             log_file = (work / "gateway.log").open("wb")
             gunicorn = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO)
@@ -194,7 +194,7 @@ def main() -> int:
 
             ratio = jobs["rps"] / trivial["rps"] if trivial["rps"] else float("nan")
             print(
-                f"gateway bench: gunicorn -k uvicorn.workers.UvicornWorker --workers {args.workers}, "
+                f"gateway bench: gunicorn -k uvicorn_worker.UvicornWorker --workers {args.workers}, "
                 f"{args.clients} clients, {args.seconds:g} s per endpoint, db pool {args.pool_size}/worker"
             )
             print(f"{'endpoint':<16}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")

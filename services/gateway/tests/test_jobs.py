@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -167,6 +168,22 @@ async def test_unknown_fields_and_bad_values_are_422_in_the_error_shape(client: 
     r = await client.post("/v1/jobs", json=GS, headers={**bearer(), "Idempotency-Key": "x" * 300})
     assert r.status_code == 422
     assert r.json()["details"][0]["loc"] == ["header", "Idempotency-Key"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("options", {"glossary": ["Of\u0000com"]}),  # PostgreSQL text/JSONB cannot store NUL: this was a 500
+        ("options", {"ng_words": ["\u0089"]}),  # a C1 control character
+        ("callback_url", "https://hooks.example.com/\u0007"),
+        ("media_uri", "gs://broadcast-media/a\u0000.mp4"),
+    ],
+)
+async def test_text_that_cannot_be_stored_is_422(client: httpx.AsyncClient, field: str, value: object) -> None:
+    body = json.dumps({**GS, field: value}).encode()  # ASCII JSON: the characters travel as \u escapes
+    r = await client.post("/v1/jobs", content=body, headers={**bearer(), "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "control characters or unpaired surrogates" in r.json()["details"][0]["msg"]
 
 
 async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:

@@ -7,16 +7,16 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from captionqc.schemas.base import Contract
-from captionqc.schemas.events import JobOptions, LanguageTag
+from captionqc.schemas.events import JobOptions, LanguageTag, Uri
 
 
 class JobCreate(Contract):
     """A request to check one media file."""
 
-    media_uri: Annotated[str, Field(min_length=1, max_length=2048, examples=["gs://broadcast-media/news/0612.mp4"])]
+    media_uri: Annotated[Uri, Field(examples=["gs://broadcast-media/news/0612.mp4"])]
     language: LanguageTag = "en-US"
     options: JobOptions = Field(default_factory=JobOptions)
-    callback_url: Annotated[str, Field(max_length=2048)] | None = Field(
+    callback_url: Uri | None = Field(
         default=None, description="HTTPS URL that gets one signed POST when the job completes or fails."
     )
 

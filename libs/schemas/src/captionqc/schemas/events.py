@@ -6,6 +6,7 @@ never media: a result too large for one message travels as a claim check (``resu
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -32,7 +33,17 @@ def _no_blank(value: str) -> str:
     return value
 
 
-Word = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_no_blank)]
+def _storable(value: str) -> str:
+    """No control characters (NUL cannot be stored in PostgreSQL text or JSONB) and no unpaired surrogates."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(f"must not contain control characters or unpaired surrogates (found U+{ord(char):04X})")
+    return value
+
+
+Word = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_no_blank), AfterValidator(_storable)]
+# URIs and URLs: validated further where they are used (the media URI policy, the callback host check).
+Uri = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_storable)]
 
 
 class Stage(StrEnum):
@@ -77,8 +88,8 @@ class FailureReason(StrEnum):
 
 
 class MediaRef(Contract):
-    uri: Annotated[str, Field(min_length=1, max_length=2048)]
-    content_type: Annotated[str, Field(max_length=255)] | None = None
+    uri: Uri
+    content_type: Annotated[str, Field(max_length=255), AfterValidator(_storable)] | None = None
 
 
 class RegionHint(Contract):
@@ -120,7 +131,7 @@ class JobRequested(Contract):
     media: MediaRef
     language: LanguageTag = "en-US"
     options: JobOptions = Field(default_factory=JobOptions)
-    callback_url: Annotated[str, Field(max_length=2048)] | None = None
+    callback_url: Uri | None = None
     requested_at: datetime
 
 

@@ -1,6 +1,6 @@
 """The gateway's app factory: ``create_app(settings)``; ``create_app()`` reads ``GatewaySettings`` from the env.
 
-Production: ``gunicorn -k uvicorn.workers.UvicornWorker "captionqc.gateway.app:create_app()" …`` (see README).
+Production: ``gunicorn -k uvicorn_worker.UvicornWorker "captionqc.gateway.app:create_app()" …`` (see README).
 """
 
 from __future__ import annotations
