@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from captionqc.gateway.tables import jobs, outbox
+from captionqc.gateway.tables import idempotency_keys, jobs, outbox
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
@@ -38,6 +39,18 @@ class Db:
     async def outbox_rows(self) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(outbox)) or 0)
+
+    async def idempotency_keys(self) -> set[tuple[str, str]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(idempotency_keys.c.tenant, idempotency_keys.c.key))
+            return {(row.tenant, row.key) for row in rows}
+
+    async def age_idempotency_keys(self, seconds: float) -> None:
+        """Pretend every key was recorded ``seconds`` earlier."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(idempotency_keys).values(created_at=idempotency_keys.c.created_at - timedelta(seconds=seconds))
+            )
 
     async def all_sent(self) -> bool:
         return await self.outbox_rows() > 0 and await self.unsent() == 0

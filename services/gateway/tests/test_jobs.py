@@ -129,6 +129,26 @@ async def test_concurrent_first_requests_with_one_key_make_one_job(
         await db.close()
 
 
+async def test_expired_keys_are_forgotten_and_purged(client: httpx.AsyncClient, database_url: str) -> None:
+    db = Db(database_url)
+    try:
+        first = await client.post("/v1/jobs", json=GS, headers={**bearer(), "Idempotency-Key": "nightly"})
+        other = await client.post("/v1/jobs", json=GS, headers={**bearer("beeb"), "Idempotency-Key": "old"})
+        assert (first.status_code, other.status_code) == (202, 202)
+        await db.age_idempotency_keys(86400 + 60)  # the default TTL is a day
+        again = await client.post("/v1/jobs", json=GS, headers={**bearer(), "Idempotency-Key": "nightly"})
+        assert again.status_code == 202
+        assert "idempotent-replayed" not in again.headers
+        assert again.json()["job_id"] != first.json()["job_id"]
+        # The other tenant's expired key went with the same request; the fresh one stays.
+        assert await db.idempotency_keys() == {("acme", "nightly")}
+        replay = await client.post("/v1/jobs", json=GS, headers={**bearer(), "Idempotency-Key": "nightly"})
+        assert replay.json()["job_id"] == again.json()["job_id"]
+        assert await db.count_jobs() == 3
+    finally:
+        await db.close()
+
+
 async def test_key_reused_with_another_body_is_409_and_keys_are_per_tenant(client: httpx.AsyncClient) -> None:
     headers = {**bearer(), "Idempotency-Key": "k-1"}
     first = await client.post("/v1/jobs", json=GS, headers=headers)

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,11 @@ async def insert_job(
     )
 
 
+# Expired keys removed per request that brings a key: a small, bounded amount of work that keeps up with any rate
+# of new keys, without a sweeper process.
+PURGE_BATCH = 20
+
+
 async def claim_idempotency_key(
     session: AsyncSession,
     *,
@@ -45,12 +50,30 @@ async def claim_idempotency_key(
     request_hash: str,
     job_id: uuid.UUID,
     response: StoredResponse,
+    ttl_s: float,
 ) -> StoredResponse | None:
     """Record ``key`` for this request; None if it is ours now, else the response stored by the earlier request.
 
     A concurrent request with the same key blocks on the unique index until the first one commits (then sees
-    its row) or rolls back (then takes the key itself): two racing retries never create two jobs.
+    its row) or rolls back (then takes the key itself): two racing retries never create two jobs. A key older
+    than ``ttl_s`` is forgotten first, so it starts afresh.
     """
+    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, ttl_s)
+    await session.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.tenant == tenant, idempotency_keys.c.key == key, idempotency_keys.c.created_at < cutoff
+        )
+    )
+    expired = (
+        select(idempotency_keys.c.tenant, idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < cutoff)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(
+        delete(idempotency_keys).where(tuple_(idempotency_keys.c.tenant, idempotency_keys.c.key).in_(expired))
+    )
     inserted = (
         await session.execute(
             pg_insert(idempotency_keys)

@@ -110,6 +110,7 @@ async def accept_job(
             request_hash=digest,
             job_id=job_id,
             response=repository.StoredResponse(request_hash=digest, status_code=ACCEPTED, body=body),
+            ttl_s=settings.idempotency_key_ttl_s,
         )
         if earlier is not None:
             if earlier.request_hash != digest:

@@ -37,6 +37,9 @@ class GatewaySettings(ServiceSettings, AuthSettings):
         "Refused in production.",
     )
     relay_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    idempotency_key_ttl_s: Annotated[float, Field(gt=0, le=30 * 86400)] = Field(
+        default=86400.0, description="How long an Idempotency-Key is remembered; after that it may be used again."
+    )
     publisher_max_in_flight: Annotated[int, Field(ge=1, le=10000)] = 1000
 
     @field_validator("allowed_https_hosts", "callback_allowed_hosts", mode="before")

@@ -50,5 +50,6 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("tenant", "key", name="idempotency_keys_pkey"),
 )
+Index("idempotency_keys_created_idx", idempotency_keys.c.created_at)  # expired keys are purged oldest first
 
 outbox = outbox_table(metadata)
