@@ -16,6 +16,7 @@ from requests import exceptions as req_exc
 from captionqc.media.errors import MediaNotFound, MediaUriRejected, TransientMediaError
 from captionqc.media.source import open_media
 from captionqc.runtime.media_uri import MediaUriPolicy
+from captionqc.runtime.testing.tls import rebinding_dns, tls_server
 from captionqc.schemas import FailureReason
 
 from .media_files import sample_clips
@@ -150,3 +151,33 @@ def test_gs_transient_failures_are_retried(tmp_path: Path, failure: Exception) -
     ):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_https_media_comes_from_the_checked_address_with_tls_for_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
+    with tls_server("media.example.test", tmp_path, payload) as server:
+        lookups = rebinding_dns(monkeypatch, "media.example.test", server.ca_file)
+        policy = MediaUriPolicy(allowed_https_hosts=frozenset({"media.example.test"}))
+        uri = f"https://media.example.test:{server.port}/news/clip.mp4"
+        with open_media(uri, policy, temp_dir=tmp_path) as local:
+            assert local.read_bytes() == payload
+            assert local.name == "clip.mp4"
+    # Resolved once, by the policy: a second, inward answer was never asked for or used.
+    assert lookups == ["media.example.test"]
+    assert [(s.method, s.path, s.host) for s in server.seen] == [
+        ("GET", "/news/clip.mp4", f"media.example.test:{server.port}")
+    ]
+
+
+def test_https_certificate_must_match_the_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with tls_server("other.example.test", tmp_path) as server:
+        rebinding_dns(monkeypatch, "media.example.test", server.ca_file)
+        policy = MediaUriPolicy(allowed_https_hosts=frozenset({"media.example.test"}))
+        with (
+            pytest.raises(TransientMediaError, match="CERTIFICATE_VERIFY_FAILED"),
+            open_media(f"https://media.example.test:{server.port}/a.mp4", policy, temp_dir=tmp_path),
+        ):
+            pass
+    assert server.seen == []

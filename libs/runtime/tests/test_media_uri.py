@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from captionqc.runtime.media_uri import MediaUriError, MediaUriPolicy, check_https_host, check_media_uri
+from captionqc.runtime.media_uri import (
+    MediaUriError,
+    MediaUriPolicy,
+    check_https_host,
+    check_media_uri,
+    pin_https_url,
+)
 
 
 @pytest.fixture
@@ -69,3 +76,43 @@ def test_allow_listed_name_resolving_inwards_is_refused() -> None:
     with pytest.raises(MediaUriError) as err:
         check_https_host("https://localhost/hook", frozenset({"localhost"}))
     assert err.value.rule == "private_address"
+
+
+def _resolving(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
+    lookups: list[str] = []
+
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+def test_pinned_url_connects_to_the_checked_address_and_keeps_the_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups = _resolving(monkeypatch, {"media.example.com": ["93.184.215.14", "93.184.215.15"]})
+    pinned = pin_https_url("https://media.example.com:8443/a/clip.mp4?sig=1", frozenset({"media.example.com"}))
+    assert pinned.url == "https://93.184.215.14:8443/a/clip.mp4?sig=1"
+    assert pinned.headers == {"Host": "media.example.com:8443"}
+    assert pinned.extensions == {"sni_hostname": "media.example.com"}
+    assert lookups == ["media.example.com"]
+    checked = check_media_uri(
+        "https://media.example.com/a.mp4", MediaUriPolicy(allowed_https_hosts=frozenset({"media.example.com"}))
+    )
+    assert checked.pinned is not None
+    assert checked.pinned.url == "https://93.184.215.14/a.mp4"
+
+
+def test_pinned_url_is_refused_if_any_address_is_inward(monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolving(monkeypatch, {"media.example.com": ["93.184.215.14", "10.0.0.8"]})
+    with pytest.raises(MediaUriError) as err:
+        pin_https_url("https://media.example.com/a.mp4", frozenset({"media.example.com"}))
+    assert err.value.rule == "private_address"
+
+
+def test_pinned_url_of_an_address_literal_is_the_url_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups = _resolving(monkeypatch, {})
+    pinned = pin_https_url("https://[2606:2800:220:1::1]/a.mp4", frozenset({"2606:2800:220:1::1"}))
+    assert pinned.url == "https://[2606:2800:220:1::1]/a.mp4"
+    assert pinned.headers == {"Host": "[2606:2800:220:1::1]"}
+    assert lookups == []

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from captionqc.runtime.media_uri import MediaUriError
 from captionqc.runtime.settings import Environment
+from captionqc.runtime.testing.tls import TlsServer, rebinding_dns, tls_server
 from captionqc.schemas import Stage
 from captionqc.status import repository as repo
 from captionqc.status.service import Incoming, StatusService
@@ -34,6 +36,13 @@ ACME_SECRET = "acme-webhook-secret-0123456789"
 LOCAL_HOOKS = {
     "callback_allowed_hosts": ["127.0.0.1"],
     "callback_allow_private_hosts": True,
+    "webhook_secrets": SecretStr(json.dumps({"acme": ACME_SECRET})),
+}
+
+
+HOOKS_HOST = "hooks.example.test"
+PUBLIC_HOOKS = {
+    "callback_allowed_hosts": [HOOKS_HOST],
     "webhook_secrets": SecretStr(json.dumps({"acme": ACME_SECRET})),
 }
 
@@ -156,6 +165,35 @@ async def test_private_callback_is_refused_by_default(app_service: StatusService
     row = await delivery(app_service, job_id)
     assert row.last_error.startswith("scheme_not_allowed")
     assert receiver.received == []
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TlsServer, list[str]]]:
+    """An https receiver for HOOKS_HOST; the name resolves to it once, then inwards. Before the app starts."""
+    with tls_server(HOOKS_HOST, tmp_path) as server:
+        yield server, rebinding_dns(monkeypatch, HOOKS_HOST, server.ca_file)
+
+
+@pytest.mark.parametrize("status_app", [PUBLIC_HOOKS], indirect=True)
+async def test_webhook_goes_to_the_checked_address_over_tls_for_the_name(
+    tls_receiver: tuple[TlsServer, list[str]], status_app: Any, app_service: StatusService
+) -> None:
+    server, lookups = tls_receiver
+    job_id = new_job_id()
+    url = f"https://{HOOKS_HOST}:{server.port}/hooks/captionqc"
+    await project(app_service, requested(job_id, callback_url=url), crosscheck_completed(job_id))
+
+    async def delivered() -> bool:
+        row = await delivery(app_service, job_id)
+        return row is not None and row.state == "delivered"
+
+    await eventually(delivered, timeout=20)
+    # Resolved once, when the URL was checked; the second, inward answer was never asked for or used.
+    assert lookups == [HOOKS_HOST]
+    assert [(s.method, s.path, s.host) for s in server.seen] == [
+        ("POST", "/hooks/captionqc", f"{HOOKS_HOST}:{server.port}")
+    ]
+    assert json.loads(server.seen[0].body)["job_id"] == job_id
 
 
 def test_callback_url_rules() -> None:

@@ -105,10 +105,14 @@ def _download_gcs(checked: CheckedMediaUri, local: Path, client: GcsClient, time
 def _download_https(checked: CheckedMediaUri, local: Path, timeout_s: float) -> None:
     import httpx
 
+    # Through the address the policy checked (no second DNS answer), and no redirects: the policy checked this
+    # host, not wherever a redirect might lead.
+    pinned = checked.pinned
+    url, headers, extensions = (pinned.url, pinned.headers, pinned.extensions) if pinned else (checked.uri, {}, {})
     try:
-        # No redirects: the policy checked this host, not wherever a redirect might lead.
         with (
-            httpx.stream("GET", checked.uri, timeout=timeout_s, follow_redirects=False) as response,
+            httpx.Client(timeout=timeout_s, follow_redirects=False) as client,
+            client.stream("GET", url, headers=headers, extensions=extensions) as response,
             local.open("wb") as out,
         ):
             if response.status_code in {404, 410}:

@@ -4,6 +4,8 @@
 - ``file://`` only under the configured media root, after normalisation: no ``..`` and no symlink leading out.
 - ``https://`` only to allow-listed hosts, and never to loopback, private, link-local or metadata addresses —
   checked on every address the name resolves to, so an allow-listed name pointing inwards is refused too.
+  The connection then goes to an address that was checked (``PinnedUrl``): the name is resolved once, so a DNS
+  answer that changes between the check and the connection (DNS rebinding) cannot lead it inwards.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.goog"})
@@ -43,6 +45,28 @@ class CheckedMediaUri:
     bucket: str | None = None
     object_name: str | None = None
     host: str | None = None
+    pinned: PinnedUrl | None = None  # https, once the name was resolved: connect through this
+
+
+@dataclass(frozen=True)
+class PinnedUrl:
+    """An https URL whose host is replaced by an address the policy checked; TLS still verifies the name.
+
+    Send ``url`` with ``headers`` and httpx's ``extensions``: the ``Host`` header and the TLS server name (SNI and
+    the certificate check) stay the original host, while the TCP connection goes to the checked address.
+    """
+
+    url: str
+    host: str
+    authority: str  # host[:port] as the original URL had it
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Host": self.authority}
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return {"sni_hostname": self.host}
 
 
 def check_media_uri(uri: str, policy: MediaUriPolicy, *, resolve_dns: bool = True) -> CheckedMediaUri:
@@ -56,8 +80,11 @@ def check_media_uri(uri: str, policy: MediaUriPolicy, *, resolve_dns: bool = Tru
     if scheme == "file":
         return _check_file(uri, parts.netloc, parts.path, policy)
     if scheme == "https":
-        host = check_https_host(uri, policy.allowed_https_hosts, resolve_dns=resolve_dns)
-        return CheckedMediaUri(uri=uri, scheme="https", host=host)
+        if not resolve_dns:
+            host = check_https_host(uri, policy.allowed_https_hosts, resolve_dns=False)
+            return CheckedMediaUri(uri=uri, scheme="https", host=host)
+        pinned = pin_https_url(uri, policy.allowed_https_hosts)
+        return CheckedMediaUri(uri=uri, scheme="https", host=pinned.host, pinned=pinned)
     shown = scheme or "(none)"
     raise MediaUriError("scheme_not_allowed", f"scheme {shown!r} is not allowed: use gs://, file:// or https://")
 
@@ -109,13 +136,35 @@ def check_https_host(url: str, allowed_hosts: frozenset[str], *, resolve_dns: bo
     if host not in {h.lower() for h in allowed_hosts}:
         raise MediaUriError("host_not_allowed", f"host {host!r} is not in the allow-list")
     if literal is None and resolve_dns:
-        try:
-            infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise MediaUriError("unresolvable_host", f"host {host!r} does not resolve: {exc}") from None
-        for info in infos:
-            _check_public(ipaddress.ip_address(info[4][0]), host)
+        _public_addresses(host, parts.port or 443)
     return host
+
+
+def pin_https_url(url: str, allowed_hosts: frozenset[str]) -> PinnedUrl:
+    """`check_https_host`, then the URL to connect through: the name resolved once, to a checked address."""
+    host = check_https_host(url, allowed_hosts, resolve_dns=False)
+    parts = urlsplit(url)
+    authority = parts.netloc.rpartition("@")[2]
+    if _ip_or_none(host) is not None:
+        return PinnedUrl(url=url, host=host, authority=authority)
+    address = _public_addresses(host, parts.port or 443)[0]
+    shown = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+    netloc = f"{shown}:{parts.port}" if parts.port else shown
+    return PinnedUrl(url=urlunsplit(parts._replace(netloc=netloc)), host=host, authority=authority)
+
+
+def _public_addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address ``host`` resolves to, each checked; refuses the name if any one is not public."""
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise MediaUriError("unresolvable_host", f"host {host!r} does not resolve: {exc}") from None
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        _check_public(address, host)
+    if not addresses:
+        raise MediaUriError("unresolvable_host", f"host {host!r} has no address")
+    return addresses
 
 
 def _ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from captionqc.runtime.db import unit_of_work
-from captionqc.runtime.media_uri import MediaUriError, check_https_host
+from captionqc.runtime.media_uri import MediaUriError, PinnedUrl, pin_https_url
 from captionqc.schemas.status_api import JobState
 from captionqc.status import repository as repo
 from captionqc.status.settings import StatusSettings
@@ -75,7 +75,7 @@ def verify_signature(secret: bytes, body: bytes, header: str, *, now: float, tol
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def check_callback_url(url: str, settings: StatusSettings) -> None:
+def check_callback_url(url: str, settings: StatusSettings) -> PinnedUrl | None:
     """The media-URI SSRF rules, for webhooks: allow-listed host, https, public addresses only.
 
     ``callback_allow_private_hosts`` (never in production) relaxes the scheme and address rules for tests and
@@ -87,8 +87,7 @@ def check_callback_url(url: str, settings: StatusSettings) -> None:
     if "*" in allowed and host:
         allowed = allowed | {host}
     if not settings.callback_allow_private_hosts:
-        check_https_host(url, allowed)  # resolves the name: callers run this in a thread
-        return
+        return pin_https_url(url, allowed)  # resolves the name: callers run this in a thread
     if parts.scheme.lower() not in {"http", "https"}:
         raise MediaUriError("scheme_not_allowed", "only http:// and https:// callback URLs are allowed")
     if parts.username or parts.password:
@@ -99,6 +98,7 @@ def check_callback_url(url: str, settings: StatusSettings) -> None:
         raise MediaUriError("metadata_host", f"{host!r} is a metadata or internal host")
     if host not in allowed:
         raise MediaUriError("host_not_allowed", f"host {host!r} is not in the allow-list")
+    return None
 
 
 class WebhookSender:
@@ -160,7 +160,7 @@ class WebhookSender:
         attempts = delivery.attempts
         status: int | None = None
         try:
-            await asyncio.to_thread(check_callback_url, delivery.url, self._settings)
+            pinned = await asyncio.to_thread(check_callback_url, delivery.url, self._settings)
         except MediaUriError as exc:
             log.warning("webhook refused: %s", exc.message, extra={"job_id": delivery.job_id, "reason": exc.rule})
             await self._finish(delivery.job_id, "refused", attempts, None, f"{exc.rule}: {exc.message}")
@@ -185,7 +185,12 @@ class WebhookSender:
                 DELIVERY_HEADER: delivery.job_id,
             }
             try:
-                response = await self._client.post(delivery.url, content=body, headers=headers)
+                if pinned is None:  # local stacks and tests only (callback_allow_private_hosts)
+                    response = await self._client.post(delivery.url, content=body, headers=headers)
+                else:  # to the address checked above, so a changed DNS answer cannot redirect the webhook
+                    response = await self._client.post(
+                        pinned.url, content=body, headers={**headers, **pinned.headers}, extensions=pinned.extensions
+                    )
             except httpx.HTTPError as exc:
                 raise RetryableDelivery(f"{type(exc).__name__}: {exc}") from exc
             if 200 <= response.status_code < 300:
