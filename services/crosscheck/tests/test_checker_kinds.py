@@ -219,6 +219,10 @@ def test_british_and_american_spellings_match() -> None:
     shown = "The organisers of the theatre festival realised the colour was wrong."
     said = "The organizers of the theater festival realized the color was wrong."
     assert run([caption(shown, 0, 4)], spoken(said, 0, 4)).findings == []
+    # Spellings no suffix rule covers come from Whisper's list of British/American pairs.
+    shown = "The councillors met the jewellery makers in the storeys above the kerb."
+    said = "The councilors met the jewelry makers in the stories above the curb."
+    assert run([caption(shown, 0, 4)], spoken(said, 0, 4)).findings == []
 
 
 def test_asr_dropping_an_ending_is_not_reported_but_a_caption_dropping_one_is() -> None:

@@ -8,10 +8,12 @@ caption span contains it, which also keeps the dynamic programme inside a narrow
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.resources import files
 
 import jellyfish
 from rapidfuzz.distance import Levenshtein
@@ -66,9 +68,21 @@ _BRITISH_AMERICAN = tuple(
 )
 
 
+@lru_cache(maxsize=1)
+def _american_spellings() -> dict[str, str]:
+    """Whisper's English normaliser's list: 1,739 British spellings with their American forms."""
+    text = files("whisper_normalizer").joinpath("normalizers/english.json").read_text(encoding="utf-8")
+    mapping: dict[str, str] = json.loads(text)
+    return mapping
+
+
 @lru_cache(maxsize=65536)
 def american(key: str) -> str:
-    """Crude but symmetric: both sides are mapped, so "organisers" meets "organizers", "colour" meets "color"."""
+    """Symmetric (both sides are mapped), so "organisers" meets "organizers" and "councillors" "councilors": the
+    curated list first, then suffix rules for words it lacks."""
+    listed = _american_spellings().get(key)
+    if listed is not None:
+        return listed
     for pattern, repl in _BRITISH_AMERICAN:
         key = pattern.sub(repl, key)
     return key
