@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from captionqc.asr.engines import EngineSpec
 from captionqc.asr.lexicon import add_alternates, british_pronunciations, read_cmudict, to_arpabet, write_cmudict
 from captionqc.asr.numbers import RawWord, join_split_words
 from captionqc.asr.settings import AsrSettings, EngineKind, ExecutionMode, default_whisper_model
@@ -145,8 +146,10 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAPTIONQC_ASR_EXECUTION_MODE", "cloud_run_job")
     monkeypatch.setenv("CAPTIONQC_ASR_CLOUD_RUN_JOB_NAME", "captionqc-asr-job")
     monkeypatch.setenv("CAPTIONQC_ASR_CLOUD_RUN_REGION", "europe-west1")
+    monkeypatch.setenv("CAPTIONQC_ASR_POCKETSPHINX_BRITISH_PRONUNCIATIONS", "false")
     settings = AsrSettings()
     assert settings.engine is EngineKind.POCKETSPHINX
+    assert EngineSpec.from_settings(settings).british_pronunciations is False
     assert settings.pool_size == 2
     assert settings.execution_mode is ExecutionMode.CLOUD_RUN_JOB
     assert settings.whisper_model == default_whisper_model()
