@@ -22,27 +22,23 @@ from captionqc.asr.pool import ProcessPoolEngine
 from captionqc.asr.settings import AsrSettings, ExecutionMode
 from captionqc.asr.stage import transcribe
 from captionqc.media.source import open_media
+from captionqc.media.stage_runner import StageRunner
 from captionqc.media.storage import ResultStore, result_store_from_uri
 from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
 from captionqc.runtime.pubsub import EventPublisher
-from captionqc.runtime.stage_events import ProgressRelay, stage_failed_event, stage_progress_event
 from captionqc.schemas import (
     AsrCompleted,
     CloudEvent,
     EventType,
-    FailureReason,
     JobRequested,
     Stage,
-    StageFailed,
-    StageProgress,
-    deterministic_event_id,
-    new_event,
 )
 
 log = logging.getLogger(__name__)
 
 SOURCE = "//captionqc/asr"
 SUBSCRIPTION = "asr-jobs"
+RUNNER: StageRunner[AsrCompleted] = StageRunner(Stage.ASR, SOURCE, EventType.ASR_COMPLETED)
 
 
 def process_job(
@@ -87,21 +83,6 @@ def process_job(
     )
 
 
-def completed_event(result: AsrCompleted) -> CloudEvent[AsrCompleted]:
-    # Deterministic ce-id: a redelivered job yields the same id, so downstream consumers drop the duplicate.
-    event_id = deterministic_event_id(result.job_id, Stage.ASR.value, result.engine.name, result.engine.version)
-    return new_event(EventType.ASR_COMPLETED, result, source=SOURCE, event_id=event_id)
-
-
-def progress_event(job: JobRequested, fraction: float, message: str) -> CloudEvent[StageProgress]:
-    return stage_progress_event(job, Stage.ASR, fraction, message, source=SOURCE)
-
-
-def failed_event(job: JobRequested, reason: FailureReason, message: str) -> CloudEvent[StageFailed]:
-    """The event the consumer runner publishes for a permanent failure (same ce-id), for the Cloud Run Job."""
-    return stage_failed_event(job.job_id, job.tenant, Stage.ASR, reason, message, source=SOURCE)
-
-
 @dataclass
 class AsrService:
     settings: AsrSettings
@@ -112,23 +93,13 @@ class AsrService:
 
     async def handle_job_requested(self, event: CloudEvent[Any], ctx: HandlerContext) -> None:
         """``captionqc.job.requested`` → ``captionqc.asr.completed`` (failures are mapped by the runner)."""
-        job = event.data
-        if not isinstance(job, JobRequested):
-            log.warning("ignoring %s on %s", event.type.value, ctx.subscription)
-            return
-        if self.dispatcher is not None:
-            # Long media runs as a Cloud Run Job execution, which publishes the result itself; ack once started.
-            execution = await ctx.run_in_pool(self.dispatcher.dispatch, job)
-            log.info("dispatched to a Cloud Run Job", extra={"execution": execution})
-            return
-        relay = ProgressRelay(
-            asyncio.get_running_loop(), ctx.publish, job, self.settings.progress_interval_s, Stage.ASR, SOURCE
+        await RUNNER.in_consumer(
+            event,
+            ctx,
+            self._process,
+            dispatcher=self.dispatcher,
+            progress_interval_s=self.settings.progress_interval_s,
         )
-        try:
-            result = await ctx.run_in_pool(self._process, job, relay)
-        finally:
-            await relay.drain()
-        await ctx.publish(completed_event(result))
 
     def _process(self, job: JobRequested, on_progress: Callable[[float, str], None]) -> AsrCompleted:
         if self.engine is None:
