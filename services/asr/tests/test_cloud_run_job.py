@@ -17,9 +17,10 @@ from google.cloud import run_v2
 
 from captionqc.asr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.asr.service import SUBSCRIPTION, AsrService, build_service
-from captionqc.asr.settings import AsrSettings, ExecutionMode
+from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
 from captionqc.media.errors import TransientMediaError
+from captionqc.media.settings import ExecutionMode
 from captionqc.media.storage import LocalResultStore
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path

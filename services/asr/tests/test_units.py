@@ -10,10 +10,11 @@ import pytest
 from captionqc.asr.engines import EngineSpec
 from captionqc.asr.lexicon import add_alternates, british_pronunciations, read_cmudict, to_arpabet, write_cmudict
 from captionqc.asr.numbers import RawWord, join_split_words
-from captionqc.asr.settings import AsrSettings, EngineKind, ExecutionMode, default_whisper_model
+from captionqc.asr.settings import AsrSettings, EngineKind, default_whisper_model
 from captionqc.asr.vad import split_at_silences
 from captionqc.asr.wer import int_to_words, normalise_words, word_error_rate
 from captionqc.media.audio import SAMPLE_RATE
+from captionqc.media.settings import ExecutionMode
 
 
 def _raw(*texts: str) -> list[RawWord]:

@@ -16,10 +16,11 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 
 from captionqc.media.errors import TransientMediaError
+from captionqc.media.settings import ExecutionMode
 from captionqc.media.storage import LocalResultStore
 from captionqc.ocr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.ocr.service import SUBSCRIPTION, OcrService, build_service
-from captionqc.ocr.settings import ExecutionMode, OcrSettings
+from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
 from captionqc.runtime.testing.bus import job_event, pull_events

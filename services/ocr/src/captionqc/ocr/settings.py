@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from captionqc.media.settings import MediaStageSettings
 from captionqc.media.video import BOTTOM_THIRD
-from captionqc.runtime.media_uri import MediaUriPolicy
-from captionqc.runtime.settings import ServiceSettings
 from captionqc.schemas import RegionHint
-
-
-class ExecutionMode(StrEnum):
-    INLINE = "inline"
-    CLOUD_RUN_JOB = "cloud_run_job"
 
 
 class OcrEngineName(StrEnum):
     RAPIDOCR = "rapidocr"
 
 
-class OcrSettings(ServiceSettings):
+class OcrSettings(MediaStageSettings):
     """Everything the OCR stage can be tuned by; tests build ``OcrSettings(...)`` directly."""
 
     model_config = SettingsConfigDict(env_prefix="CAPTIONQC_OCR_", extra="ignore", frozen=True)
@@ -54,33 +47,6 @@ class OcrSettings(ServiceSettings):
         default=-1, description="onnxruntime intra-op threads per engine (-1: onnxruntime decides)."
     )
 
-    # Media access (the same policy as the gateway's).
-    media_root: Path | None = None
-    allowed_https_hosts: frozenset[str] = frozenset()
-    media_download_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 300.0
-    media_temp_dir: Path | None = None
-
     # Results.
-    results_uri: str = Field(
-        default="var/results",
-        description="Where oversized results go: a local folder, file://… or gs://bucket/prefix.",
-    )
     inline_result_limit_bytes: Annotated[int, Field(ge=1024, le=9_000_000)] = 1_000_000
     progress_interval_s: Annotated[float, Field(gt=0.0)] = 2.0
-
-    # Execution.
-    execution_mode: ExecutionMode = ExecutionMode.INLINE
-    worker_threads: Annotated[int, Field(ge=1, le=64)] = 1
-    cloud_run_job_name: str | None = None
-    cloud_run_region: str | None = None
-
-    @model_validator(mode="after")
-    def _cloud_run_job_needs_a_name(self) -> OcrSettings:
-        if self.execution_mode is ExecutionMode.CLOUD_RUN_JOB and not (
-            self.cloud_run_job_name and self.cloud_run_region
-        ):
-            raise ValueError("execution_mode=cloud_run_job needs cloud_run_job_name and cloud_run_region")
-        return self
-
-    def media_policy(self) -> MediaUriPolicy:
-        return MediaUriPolicy(media_root=self.media_root, allowed_https_hosts=self.allowed_https_hosts)
