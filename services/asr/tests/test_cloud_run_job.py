@@ -1,5 +1,6 @@
-"""Execution mode ``cloud_run_job``: dispatch against a fake of the Cloud Run admin API (it cannot run here), and
-the job entrypoint for real (``python -m captionqc.asr.job`` publishing to the emulator)."""
+"""Execution mode ``cloud_run_job`` in this stage: a dispatching worker acks without reading the media (the
+Cloud Run admin API is a fake: it cannot run here), and the job entrypoint runs for real, publishing to the emulator.
+The dispatcher itself is tested once, in libs/media."""
 
 from __future__ import annotations
 
@@ -12,41 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.api_core import exceptions as gexc
-from google.cloud import run_v2
 
 from captionqc.asr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.asr.service import SUBSCRIPTION, AsrService, build_service
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
-from captionqc.media.errors import TransientMediaError
 from captionqc.media.settings import ExecutionMode
 from captionqc.media.storage import LocalResultStore
+from captionqc.media.testing import FakeJobsClient
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
 from captionqc.runtime.testing.bus import job_event, pull_events
-from captionqc.schemas import EventType, FailureReason, JobRequested, Stage, deterministic_event_id
+from captionqc.schemas import EventType, FailureReason, Stage, deterministic_event_id
 
 from .conftest import SAMPLE_CLIPS, SAMPLES
-
-
-class FakeOperation:
-    def __init__(self, name: str) -> None:
-        self.metadata = run_v2.Execution(name=name)
-
-
-class FakeJobsClient:
-    """Records `run_job` requests as the Cloud Run admin API would receive them."""
-
-    def __init__(self, fail: Exception | None = None) -> None:
-        self.requests: list[run_v2.RunJobRequest] = []
-        self.fail = fail
-
-    def run_job(self, request: run_v2.RunJobRequest) -> FakeOperation:
-        if self.fail is not None:
-            raise self.fail
-        self.requests.append(request)
-        return FakeOperation(f"{request.name}/executions/asr-{len(self.requests)}")
 
 
 def cloud_settings(tmp_path: Path) -> AsrSettings:
@@ -57,35 +37,6 @@ def cloud_settings(tmp_path: Path) -> AsrSettings:
         gcp_project="captionqc-prod",
         results_uri=str(tmp_path / "results"),
     )
-
-
-def test_settings_refuse_cloud_run_mode_without_a_job() -> None:
-    with pytest.raises(ValueError, match="needs cloud_run_job_name"):
-        AsrSettings(execution_mode=ExecutionMode.CLOUD_RUN_JOB)
-
-
-def test_dispatch_starts_an_execution_carrying_the_job(tmp_path: Path) -> None:
-    settings = cloud_settings(tmp_path)
-    client = FakeJobsClient()
-    dispatcher = dispatcher_for(settings, client=client)
-    job = job_event("gs://captionqc-media/in/clip.mp4").data
-    execution = dispatcher.dispatch(job)
-    [request] = client.requests
-    assert request.name == "projects/captionqc-prod/locations/europe-west1/jobs/captionqc-asr-job"
-    assert execution == f"{request.name}/executions/asr-1"
-    [override] = request.overrides.container_overrides
-    assert [(e.name, e.value) for e in override.env] == [(JOB_ID_ENV, job.job_id)]
-    assert override.args[0] == "--job-uri"
-    stored = LocalResultStore(tmp_path / "results").get_json(override.args[1])
-    assert JobRequested.model_validate_json(stored) == job
-    assert override.args[1].endswith(job_json_key(job))
-
-
-def test_dispatch_failure_of_the_admin_api_is_transient(tmp_path: Path) -> None:
-    client = FakeJobsClient(fail=gexc.ServiceUnavailable("try later"))
-    dispatcher = dispatcher_for(cloud_settings(tmp_path), client=client)
-    with pytest.raises(TransientMediaError):
-        dispatcher.dispatch(job_event("gs://captionqc-media/clip.mp4").data)
 
 
 async def test_a_dispatching_worker_acks_without_reading(
@@ -167,11 +118,3 @@ async def test_job_entrypoint_reads_the_job_and_publishes_the_result(pubsub_proj
     assert failed.type is EventType.ASR_FAILED
     assert failed.data.reason is FailureReason.MEDIA_NOT_FOUND
     assert failed.id == deterministic_event_id(missing.job_id, "asr", "failed")
-
-
-def test_job_entrypoint_refuses_a_job_id_mismatch(tmp_path: Path) -> None:
-    store = LocalResultStore(tmp_path)
-    job = job_event("gs://captionqc-media/clip.mp4").data
-    uri = store.put_json(job_json_key(job), job.model_dump_json().encode())
-    done = run_entrypoint(uri, {"CAPTIONQC_ASR_RESULTS_URI": str(tmp_path), JOB_ID_ENV: "not-this-job"})
-    assert done.returncode == 2
