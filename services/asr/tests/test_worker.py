@@ -40,8 +40,9 @@ async def with_worker(
     settings: AsrSettings, project: str, publisher: EventPublisher, body: Callable[[], Awaitable[T]]
 ) -> T:
     """Run the ASR worker (its real setup and the real consumer runner) while ``body`` runs."""
-    async with worker_setup(settings, publisher) as setup:
-        runner = ConsumerRunner(
+    async with (
+        worker_setup(settings, publisher) as setup,
+        ConsumerRunner(
             project=project,
             source="//captionqc/asr",
             routes=setup.routes,
@@ -49,12 +50,9 @@ async def with_worker(
             failure_stage=Stage.ASR,
             threads=settings.worker_threads,
             grace_s=5,
-        )
-        await runner.start()
-        try:
-            return await body()
-        finally:
-            await runner.stop()
+        ),
+    ):
+        return await body()
 
 
 def shortest_clip() -> SampleClip:

@@ -49,23 +49,19 @@ async def test_a_dispatching_worker_acks_without_reading(
         store=LocalResultStore(tmp_path / "results"),
         dispatcher=dispatcher_for(settings, client=client),
     )
-    runner = ConsumerRunner(
+    async with ConsumerRunner(
         project=pubsub_project,
         source="//captionqc/ocr",
         routes=[Route(SUBSCRIPTION, service.handle_job_requested)],
         publisher=publisher,
         failure_stage=Stage.OCR,
-    )
-    await runner.start()
-    try:
+    ):
         await publisher.publish(job_event("gs://captionqc-media/clip.mp4"))
         for _ in range(200):
             state = pubsub_emulator.subscription_state(subscription_path(pubsub_project, SUBSCRIPTION))
             if state["acked"] == 1:
                 break
             await asyncio.sleep(0.05)
-    finally:
-        await runner.stop()
     assert state["acked"] == 1
     assert len(client.requests) == 1
     # The execution publishes the result, not the dispatcher.

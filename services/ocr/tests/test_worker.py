@@ -44,8 +44,9 @@ async def with_worker(
     settings: OcrSettings, project: str, publisher: EventPublisher, body: Callable[[], Awaitable[T]]
 ) -> T:
     """Run the OCR worker (its real setup and the real consumer runner) while ``body`` runs."""
-    async with worker_setup(settings, publisher) as setup:
-        runner = ConsumerRunner(
+    async with (
+        worker_setup(settings, publisher) as setup,
+        ConsumerRunner(
             project=project,
             source="//captionqc/ocr",
             routes=setup.routes,
@@ -53,12 +54,9 @@ async def with_worker(
             failure_stage=Stage.OCR,
             threads=settings.worker_threads,
             grace_s=5,
-        )
-        await runner.start()
-        try:
-            return await body()
-        finally:
-            await runner.stop()
+        ),
+    ):
+        return await body()
 
 
 def shortest_clip() -> Path:

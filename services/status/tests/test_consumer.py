@@ -42,11 +42,10 @@ async def running(pubsub_project: str, service: StatusService, tmp_path: Any) ->
         publisher=publisher,
         failure_stage=None,
     )
-    await runner.start()
     try:
-        yield publisher
+        async with runner:
+            yield publisher
     finally:
-        await runner.stop()
         await batcher.stop()
         publisher.close()
 

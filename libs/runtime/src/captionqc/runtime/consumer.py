@@ -169,6 +169,13 @@ class ConsumerRunner:
             )
         return self._process_pool
 
+    async def __aenter__(self) -> ConsumerRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def start(self) -> None:
         """Open one streaming pull per route."""
         self._loop = asyncio.get_running_loop()
