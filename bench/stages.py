@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rapidfuzz.distance import Levenshtein
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 
@@ -52,16 +54,6 @@ def truth_of(clip: Path) -> dict[str, Any]:
 def _peak_rss_mb() -> float:
     # ru_maxrss is in KiB on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _levenshtein(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 # ---------------------------------------------------------------------------------------------------- OCR
@@ -128,7 +120,7 @@ def bench_ocr(clips: list[Path]) -> StageReport:
         # overlap, so order is enough here; the tests map them by time overlap).
         read = "".join("".join(s.text.split()) for s in outcome.segments)
         want = "".join("".join(c["displayed_text"].split()) for c in truth["captions"])
-        errors = _levenshtein(want, read)
+        errors = Levenshtein.distance(want, read)
         stats = outcome.stats
         ocr_s = sum(timed.calls)
         per_call = ocr_s / len(timed.calls) if timed.calls else 0.0

@@ -10,6 +10,7 @@ from typing import Any
 
 import av
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 from captionqc.schemas import CaptionSegment
 
@@ -23,16 +24,6 @@ def sample_clips() -> list[Path]:
 def truth_of(clip: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(clip.with_name(clip.stem + ".truth.json").read_text(encoding="utf-8"))
     return data
-
-
-def levenshtein(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 def no_spaces(text: str) -> str:
@@ -68,7 +59,9 @@ def score_clip(segments: list[CaptionSegment], truth: dict[str, Any]) -> tuple[f
     for c in captions:
         read = " ".join(s.text for s in assigned[c["index"]])
         scores.append(
-            CaptionScore(c["displayed_text"], read, levenshtein(no_spaces(c["displayed_text"]), no_spaces(read)))
+            CaptionScore(
+                c["displayed_text"], read, Levenshtein.distance(no_spaces(c["displayed_text"]), no_spaces(read))
+            )
         )
     for seg in stray:
         scores.append(CaptionScore("", seg.text, len(no_spaces(seg.text))))
