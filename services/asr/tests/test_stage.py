@@ -54,12 +54,12 @@ def test_whisper_word_error_rate(sample: SampleClip, whisper_outcomes: dict[str,
 def test_pocketsphinx_word_error_rate(sample: SampleClip, pocketsphinx_outcomes: dict[str, AsrOutcome]) -> None:
     outcome = pocketsphinx_outcomes[sample.name]
     wer = word_error_rate(sample.spoken_text, _text(outcome.words))
-    # With British pronunciations, the noise floor and topn 16 the committed espeak-ng clips measure 0.28-0.64 at
-    # the engine's own floor (0.63-0.80 at first). The 0.6 holds on average (below) but not on every clip,
-    # so each clip guards the level reached; bench/asr_pronunciations.py shows the spread over other floors.
-    assert wer <= 0.7, f"WER {wer:.3f} on {sample.name}: {_text(outcome.words)}"
+    # The bar. British pronunciations, the noise floor, topn 16 and speaker adaptation bring the committed
+    # espeak-ng clips from 0.63-0.80 (at first) to 0.25-0.53 at the engine's floor; bench/asr_pocketsphinx.py
+    # shows the spread over other floors.
+    assert wer <= 0.6, f"WER {wer:.3f} on {sample.name}: {_text(outcome.words)}"
     assert outcome.engine.name == "pocketsphinx"
-    assert outcome.engine.version.endswith(f"+misaki{version('misaki')}-gb")
+    assert outcome.engine.version.endswith(f"+misaki{version('misaki')}-gb+mllr")
 
 
 def test_pocketsphinx_mean_word_error_rate(pocketsphinx_outcomes: dict[str, AsrOutcome]) -> None:
@@ -67,7 +67,7 @@ def test_pocketsphinx_mean_word_error_rate(pocketsphinx_outcomes: dict[str, AsrO
         clip.name: word_error_rate(clip.spoken_text, _text(pocketsphinx_outcomes[clip.name].words))
         for clip in SAMPLE_CLIPS
     }
-    assert statistics.mean(rates.values()) <= 0.6, rates
+    assert statistics.mean(rates.values()) <= 0.5, rates
 
 
 def test_pocketsphinx_british_pronunciations_are_in_its_dictionary() -> None:

@@ -148,9 +148,11 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAPTIONQC_ASR_CLOUD_RUN_JOB_NAME", "captionqc-asr-job")
     monkeypatch.setenv("CAPTIONQC_ASR_CLOUD_RUN_REGION", "europe-west1")
     monkeypatch.setenv("CAPTIONQC_ASR_POCKETSPHINX_BRITISH_PRONUNCIATIONS", "false")
+    monkeypatch.setenv("CAPTIONQC_ASR_POCKETSPHINX_SPEAKER_ADAPTATION", "false")
     settings = AsrSettings()
     assert settings.engine is EngineKind.POCKETSPHINX
     assert EngineSpec.from_settings(settings).british_pronunciations is False
+    assert EngineSpec.from_settings(settings).speaker_adaptation is False
     assert settings.pool_size == 2
     assert settings.execution_mode is ExecutionMode.CLOUD_RUN_JOB
     assert settings.whisper_model == default_whisper_model()

@@ -44,6 +44,10 @@ class AsrSettings(MediaStageSettings):
         default=True,
         description="Add British pronunciations (misaki's en-GB lexicon) to pocketsphinx's American dictionary.",
     )
+    pocketsphinx_speaker_adaptation: bool = Field(
+        default=True,
+        description="Adapt pocketsphinx's model to each piece's voice (MLLR from a first pass), then decode again.",
+    )
     pool_size: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1, description="Worker processes transcribing audio pieces; >1 runs pieces in parallel."
     )

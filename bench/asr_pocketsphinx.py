@@ -1,12 +1,13 @@
-"""pocketsphinx with and without British pronunciations, side by side, over several noise floors (never fails).
+"""pocketsphinx's two adaptations to other voices, side by side, over several noise floors (never fails).
 
-.venv/bin/python bench/asr_pronunciations.py [--seeds N] [--jobs N] [--dir FOLDER]
+.venv/bin/python bench/asr_pocketsphinx.py [--seeds N] [--jobs N] [--dir FOLDER]
 
-pocketsphinx gets a seeded -50 dBFS noise floor (see ``PocketsphinxEngine``), and on these clips the words it
-hears move with that floor: one seed's WER says little about one clip. So every clip is transcribed with
-``--seeds`` different floors (the engine's own seed first), once with CMUdict alone and once with misaki's
-British pronunciations added, and the table gives each clip's mean and range. The decode-time ratio (British /
-plain) is measured in the same run, on the same machine load.
+Three engines, each on every clip: CMUdict alone; with misaki's British pronunciations added; and with those plus
+speaker adaptation (an MLLR transform from a first pass, then a second pass). pocketsphinx gets a seeded -50 dBFS
+noise floor (see ``PocketsphinxEngine``), and on these clips the words it hears move with that floor: one seed's
+WER says little about one clip. So every clip is transcribed with ``--seeds`` different floors (the engine's own
+seed first), and the table gives each clip's mean and range. Decode times are compared in the same run, on the
+same machine load.
 
 Default folder: the committed samples. A generated folder (``tools/make_sample_clip``) works the same way.
 """
@@ -26,10 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 ENGINE_SEED = 20240601
 
 
+# label → (British pronunciations, speaker adaptation)
+VARIANTS = {"CMUdict": (False, False), "+ British": (True, False), "+ British + MLLR": (True, True)}
+
+
 @dataclass(frozen=True)
 class Run:
     clip: str
-    british: bool
+    variant: str
     seed: int
     wer: float
     seconds: float
@@ -46,17 +51,18 @@ def clips_in(folder: Path) -> list[tuple[Path, str]]:
     return clips
 
 
-def _transcribe(media: str, spoken: str, british: bool, seed: int) -> Run:
+def _transcribe(media: str, spoken: str, variant: str, seed: int) -> Run:
     from captionqc.asr.engines import PocketsphinxEngine
     from captionqc.asr.wer import word_error_rate
     from captionqc.media.audio import decode_audio
 
-    engine = PocketsphinxEngine(british_pronunciations=british, noise_seed=seed)
+    british, adapted = VARIANTS[variant]
+    engine = PocketsphinxEngine(british_pronunciations=british, speaker_adaptation=adapted, noise_seed=seed)
     audio = decode_audio(Path(media))
     started = time.perf_counter()
     words = engine.transcribe(audio, language="en-GB")
     seconds = time.perf_counter() - started
-    return Run(Path(media).stem, british, seed, word_error_rate(spoken, " ".join(w.word for w in words)), seconds)
+    return Run(Path(media).stem, variant, seed, word_error_rate(spoken, " ".join(w.word for w in words)), seconds)
 
 
 def _span(values: list[float]) -> str:
@@ -74,7 +80,7 @@ def main() -> int:
         print(f"no clips with ground truth and audio in {args.dir}", file=sys.stderr)
         return 2
     seeds = [ENGINE_SEED, *range(1, args.seeds)]
-    tasks = [(str(m), s, british, seed) for m, s in clips for seed in seeds for british in (False, True)]
+    tasks = [(str(m), s, variant, seed) for m, s in clips for seed in seeds for variant in VARIANTS]
     runs: list[Run] = []
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(_transcribe, *task) for task in tasks]
@@ -83,27 +89,24 @@ def main() -> int:
             print(f"\r{done}/{len(tasks)} decodes", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
 
-    print(f"pocketsphinx WER, {len(seeds)} noise floors per clip (engine seed {ENGINE_SEED}, then 1..)")
-    print(f"{'clip':<24} {'CMUdict':>22} {'+ British':>22} {'engine seed':>18}")
+    print(f"pocketsphinx WER, {len(seeds)} noise floors per clip (engine seed {ENGINE_SEED}, then 1..): mean (range)")
+    print(f"{'clip':<24}" + "".join(f" {label:>20}" for label in VARIANTS) + "   at the engine seed")
     for media, _ in clips:
-        plain = [r for r in runs if r.clip == media.stem and not r.british]
-        with_british = [r for r in runs if r.clip == media.stem and r.british]
-        own = {r.british: r.wer for r in plain + with_british if r.seed == ENGINE_SEED}
+        mine = [r for r in runs if r.clip == media.stem]
+        spans = "".join(f" {_span([r.wer for r in mine if r.variant == label]):>20}" for label in VARIANTS)
+        at_seed = {r.variant: r.wer for r in mine if r.seed == ENGINE_SEED}
+        own = " → ".join(f"{at_seed[label]:.3f}" for label in VARIANTS)
+        print(f"{media.stem:<24}{spans}   {own}")
+    plain_s = sum(r.seconds for r in runs if r.variant == "CMUdict")
+    for label in VARIANTS:
+        chosen = [r for r in runs if r.variant == label]
+        seconds = sum(r.seconds for r in chosen)
         print(
-            f"{media.stem:<24} {_span([r.wer for r in plain]):>22} {_span([r.wer for r in with_british]):>22}"
-            f" {own[False]:>8.3f} → {own[True]:.3f}"
+            f"{label:<17} mean WER {statistics.mean(r.wer for r in chosen):.3f}, "
+            f"worst {max(r.wer for r in chosen):.3f}, "
+            f"runs over 0.6: {sum(r.wer > 0.6 for r in chosen)}/{len(chosen)}, "
+            f"decode time {seconds / plain_s:.2f}x CMUdict's ({seconds:.0f} s)"
         )
-    for label, british in (("CMUdict", False), ("+ British", True)):
-        chosen = [r for r in runs if r.british is british]
-        per_clip_max = [max(r.wer for r in chosen if r.clip == m.stem) for m, _ in clips]
-        over = sum(r.wer > 0.6 for r in chosen)
-        print(
-            f"{label:<10} mean WER {statistics.mean(r.wer for r in chosen):.3f}, worst clip/seed "
-            f"{max(per_clip_max):.3f}, runs over 0.6: {over}/{len(chosen)}"
-        )
-    plain_s = sum(r.seconds for r in runs if not r.british)
-    british_s = sum(r.seconds for r in runs if r.british)
-    print(f"decode time, British / plain: {british_s / plain_s:.2f}x ({british_s:.0f} s vs {plain_s:.0f} s)")
     return 0
 
 
