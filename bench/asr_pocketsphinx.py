@@ -75,7 +75,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--dir", type=Path, default=REPO / "samples", help="clips with <stem>.truth.json")
     args = parser.parse_args()
-    clips = [(media, spoken) for media, spoken in clips_in(args.dir) if _has_audio(media)]
+    from captionqc.media.audio import has_audio
+
+    clips = [(media, spoken) for media, spoken in clips_in(args.dir) if has_audio(media)]
     if not clips:
         print(f"no clips with ground truth and audio in {args.dir}", file=sys.stderr)
         return 2
@@ -108,17 +110,6 @@ def main() -> int:
             f"decode time {seconds / plain_s:.2f}x CMUdict's ({seconds:.0f} s)"
         )
     return 0
-
-
-def _has_audio(media: Path) -> bool:
-    from captionqc.media.audio import probe_audio
-    from captionqc.media.errors import NoAudioStream
-
-    try:
-        probe_audio(media)
-    except NoAudioStream:
-        return False
-    return True
 
 
 if __name__ == "__main__":

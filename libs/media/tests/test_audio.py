@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from captionqc.media.audio import SAMPLE_RATE, decode_audio, iter_audio_blocks, probe_audio
+from captionqc.media.audio import SAMPLE_RATE, decode_audio, has_audio, iter_audio_blocks, probe_audio
 from captionqc.media.errors import MediaNotFound, MediaTooLong, MediaUnreadable, NoAudioStream
 from captionqc.schemas import FailureReason
 
@@ -52,18 +52,10 @@ def write_video_only(path: Path, *, seconds: float = 1.0) -> None:
             out.mux(packet)
 
 
-def _has_audio(media: Path) -> bool:
-    try:
-        probe_audio(media)
-    except NoAudioStream:
-        return False
-    return True
-
-
 def sample_clips() -> list[Path]:
     """The committed clips with speech (``silent_video.mp4`` has captions but no audio stream)."""
     clips = (p.with_name(p.name.removesuffix(".truth.json") + ".mp4") for p in SAMPLES.glob("*.truth.json"))
-    return sorted(clip for clip in clips if clip.is_file() and _has_audio(clip))
+    return sorted(clip for clip in clips if clip.is_file() and has_audio(clip))
 
 
 @pytest.fixture
@@ -132,12 +124,15 @@ def test_no_audio_stream(silent_video: Path) -> None:
         decode_audio(silent_video)
     assert caught.value.reason is FailureReason.NO_AUDIO_STREAM
     assert "no audio stream" in caught.value.message
+    assert not has_audio(silent_video)
 
 
 def test_corrupt_media_is_unreadable(corrupt_media: Path) -> None:
     with pytest.raises(MediaUnreadable) as caught:
         decode_audio(corrupt_media)
     assert caught.value.reason is FailureReason.MEDIA_UNREADABLE
+    with pytest.raises(MediaUnreadable):
+        has_audio(corrupt_media)  # only a missing audio stream means "no"
 
 
 def test_missing_file(tmp_path: Path) -> None:

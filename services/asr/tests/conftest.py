@@ -12,8 +12,7 @@ import pytest
 
 from captionqc.asr.settings import AsrSettings, EngineKind
 from captionqc.asr.stage import AsrOutcome, transcribe
-from captionqc.media.audio import probe_audio
-from captionqc.media.errors import NoAudioStream
+from captionqc.media.audio import has_audio
 
 # CAPTIONQC_SAMPLES points the tests at another folder of clips (e.g. a freshly generated batch).
 SAMPLES = Path(os.environ.get("CAPTIONQC_SAMPLES") or Path(__file__).resolve().parents[3] / "samples")
@@ -33,20 +32,13 @@ class SampleClip:
         return " ".join(caption["spoken_text"] for caption in self.truth["captions"])
 
 
-def _has_audio(media: Path) -> bool:
-    try:
-        probe_audio(media)
-    except NoAudioStream:
-        return False  # the error-path clip (captions, no speech)
-    return True
-
-
 def sample_clips() -> list[SampleClip]:
     clips = []
     for truth_file in sorted(SAMPLES.glob("*.truth.json")):
         truth = json.loads(truth_file.read_text(encoding="utf-8"))
         media = truth_file.with_name(truth_file.name.removesuffix(".truth.json") + ".mp4")
-        if truth.get("captions") and media.is_file() and _has_audio(media):
+        # Not the error-path clip (captions, no speech).
+        if truth.get("captions") and media.is_file() and has_audio(media):
             clips.append(SampleClip(media, truth))
     return clips
 

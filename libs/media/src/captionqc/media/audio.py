@@ -48,6 +48,15 @@ def probe_audio(path: Path) -> AudioInfo:
         container.close()
 
 
+def has_audio(path: Path) -> bool:
+    """Whether ``path`` has an audio stream; other media errors (missing, unreadable) still raise."""
+    try:
+        probe_audio(path)
+    except NoAudioStream:
+        return False
+    return True
+
+
 def iter_audio_blocks(path: Path, *, max_duration_s: float | None = None) -> Iterator[AudioArray]:
     """Yield the first audio stream of ``path`` as consecutive 16 kHz mono float32 blocks.
 
