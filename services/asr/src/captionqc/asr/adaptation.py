@@ -74,6 +74,9 @@ class AcousticModel:
 
     @classmethod
     def load(cls, hmm: Path, *, variance_floor: float, log_base: float) -> AcousticModel:
+        missing = [name for name in ("means", "variances", "mdef", "sendump") if not (hmm / name).is_file()]
+        if missing:  # e.g. a fully continuous model (mixture_weights, a codebook per senone)
+            raise AdaptationUnavailable(f"{hmm} is not a phonetically-tied model: no {', '.join(missing)}")
         means = _read_gaussians(hmm / "means")
         variances = np.maximum(_read_gaussians(hmm / "variances"), variance_floor)
         phones = _read_phones(hmm / "mdef")
@@ -152,7 +155,7 @@ class SpeakerAdapter:
         alignment = decoder.get_alignment()
         cepstra = self._front_end.cepstra(decoder.config.dumps(), pcm)
         if alignment is None or abs(len(cepstra) - decoder.n_frames()) > 1:
-            # Never seen; the words of the first pass stand rather than adapting to misaligned frames.
+            # Never seen. The engine then decodes unadapted rather than adapt to misaligned frames.
             log.warning(
                 "speaker adaptation skipped: %d feature frames against %d decoded", len(cepstra), decoder.n_frames()
             )
