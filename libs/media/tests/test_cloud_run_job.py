@@ -13,8 +13,8 @@ from captionqc.media.cloud_run_job import CloudRunJobDispatcher, job_id_env, job
 from captionqc.media.errors import TransientMediaError
 from captionqc.media.settings import ExecutionMode, MediaStageSettings
 from captionqc.media.stage_runner import execution_main
-from captionqc.media.storage import LocalResultStore
 from captionqc.media.testing import FakeJobsClient
+from captionqc.runtime.storage import LocalResultStore
 from captionqc.runtime.testing.bus import job_event
 from captionqc.schemas import JobRequested, Stage
 

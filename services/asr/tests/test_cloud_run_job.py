@@ -19,10 +19,10 @@ from captionqc.asr.service import SUBSCRIPTION, AsrService, build_service
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
 from captionqc.media.settings import ExecutionMode
-from captionqc.media.storage import LocalResultStore
 from captionqc.media.testing import FakeJobsClient
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.storage import LocalResultStore
 from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import EventType, FailureReason, Stage, deterministic_event_id
 

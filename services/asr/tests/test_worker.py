@@ -13,9 +13,9 @@ import pytest
 from captionqc.asr.service import SUBSCRIPTION, worker_setup
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
-from captionqc.media.storage import LocalResultStore
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.storage import LocalResultStore
 from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import AsrCompleted, EventType, FailureReason, Stage, deterministic_event_id
 

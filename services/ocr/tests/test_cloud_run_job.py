@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from captionqc.media.settings import ExecutionMode
-from captionqc.media.storage import LocalResultStore
 from captionqc.media.testing import FakeJobsClient
 from captionqc.ocr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.ocr.service import SUBSCRIPTION, OcrService, build_service
 from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.storage import LocalResultStore
 from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import EventType, FailureReason, Stage, deterministic_event_id
 

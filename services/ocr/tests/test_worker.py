@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from captionqc.media.storage import LocalResultStore
 from captionqc.ocr.service import SUBSCRIPTION, worker_setup
 from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.storage import LocalResultStore
 from captionqc.runtime.testing.bus import job_event, pull_events
 from captionqc.schemas import (
     EventType,

@@ -1,4 +1,4 @@
-"""captionqc.media: open media by URI, probe it, sample frames, decode audio; claim-check result storage."""
+"""captionqc.media: open media by URI, probe it, sample frames, decode audio (claim-check storage: runtime)."""
 
 from captionqc.media.errors import (
     MediaError,
@@ -14,20 +14,11 @@ from captionqc.media.errors import (
 )
 from captionqc.media.probe import AudioStreamInfo, MediaInfo, VideoStreamInfo, probe
 from captionqc.media.source import open_media
-from captionqc.media.storage import (
-    GcsResultStore,
-    LocalResultStore,
-    ResultNotFound,
-    ResultStore,
-    result_store_from_uri,
-)
 from captionqc.media.video import BOTTOM_THIRD, PixelRegion, SampledFrame, region_pixels, sample_frames
 
 __all__ = [
     "BOTTOM_THIRD",
     "AudioStreamInfo",
-    "GcsResultStore",
-    "LocalResultStore",
     "MediaError",
     "MediaInfo",
     "MediaNotFound",
@@ -38,8 +29,6 @@ __all__ = [
     "NoVideoStream",
     "PermanentMediaError",
     "PixelRegion",
-    "ResultNotFound",
-    "ResultStore",
     "SampledFrame",
     "TransientMediaError",
     "UnsupportedCodec",
@@ -47,6 +36,5 @@ __all__ = [
     "open_media",
     "probe",
     "region_pixels",
-    "result_store_from_uri",
     "sample_frames",
 ]

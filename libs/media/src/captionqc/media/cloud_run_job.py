@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from captionqc.media.errors import TransientMediaError
-from captionqc.media.storage import ResultStore, result_store_from_uri
+from captionqc.runtime.storage import ResultStore, result_store_from_uri
 from captionqc.schemas import JobRequested
 
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from captionqc.media.cloud_run_job import JobDispatcher, job_id_env
-from captionqc.media.storage import result_store_from_uri
 from captionqc.runtime.consumer import HandlerContext
 from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.pubsub import EventPublisher
 from captionqc.runtime.stage_events import ProgressRelay, stage_failed_event
+from captionqc.runtime.storage import result_store_from_uri
 from captionqc.schemas import (
     AsrCompleted,
     CloudEvent,

@@ -14,8 +14,8 @@ from captionqc.asr.pool import ProcessPoolEngine
 from captionqc.asr.service import RUNNER, build_engine_for_service, process_job
 from captionqc.asr.settings import AsrSettings
 from captionqc.media.stage_runner import execution_main
-from captionqc.media.storage import result_store_from_uri
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.storage import result_store_from_uri
 from captionqc.schemas import AsrCompleted, JobRequested, Stage
 
 

@@ -24,9 +24,9 @@ from captionqc.asr.stage import transcribe
 from captionqc.media.settings import ExecutionMode
 from captionqc.media.source import open_media
 from captionqc.media.stage_runner import StageRunner
-from captionqc.media.storage import ResultStore, result_store_from_uri
 from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.storage import ResultStore, result_store_from_uri
 from captionqc.schemas import (
     AsrCompleted,
     CloudEvent,

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from captionqc.crosscheck import repository
 from captionqc.crosscheck.checker import CheckerConfig, CheckResult, check_captions
 from captionqc.crosscheck.tables import inbox, outbox
-from captionqc.media.storage import ResultStore
 from captionqc.runtime.consumer import HandlerContext
 from captionqc.runtime.db import unit_of_work
 from captionqc.runtime.messaging_tables import add_to_outbox, claim_event
+from captionqc.runtime.storage import ResultStore
 from captionqc.schemas import (
     AsrCompleted,
     CaptionSegment,

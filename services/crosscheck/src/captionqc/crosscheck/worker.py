@@ -9,11 +9,11 @@ from captionqc.crosscheck.checker import warm_up
 from captionqc.crosscheck.service import CrosscheckService
 from captionqc.crosscheck.settings import CrosscheckSettings
 from captionqc.crosscheck.tables import outbox
-from captionqc.media.storage import result_store_from_uri
 from captionqc.runtime.consumer import Route, WorkerSetup
 from captionqc.runtime.db import create_engine, ping, session_factory
 from captionqc.runtime.outbox_relay import OutboxRelay
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.storage import result_store_from_uri
 
 
 @asynccontextmanager

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from captionqc.media.stage_runner import execution_main
-from captionqc.media.storage import result_store_from_uri
 from captionqc.ocr.engine import engine_for
 from captionqc.ocr.service import RUNNER, process_job
 from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.storage import result_store_from_uri
 from captionqc.schemas import JobRequested, OcrCompleted, Stage
 
 

@@ -17,13 +17,13 @@ from typing import Any
 from captionqc.media.settings import ExecutionMode
 from captionqc.media.source import open_media
 from captionqc.media.stage_runner import StageRunner
-from captionqc.media.storage import ResultStore, result_store_from_uri
 from captionqc.ocr.dispatch import JobDispatcher, dispatcher_for
 from captionqc.ocr.engine import OcrEngine, engine_for
 from captionqc.ocr.settings import OcrSettings
 from captionqc.ocr.stage import ProgressCallback, read_captions
 from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.storage import ResultStore, result_store_from_uri
 from captionqc.schemas import (
     CloudEvent,
     EventType,

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from captionqc.runtime.consumer import HandlerContext, Route
 from captionqc.runtime.errors import PermanentError, TransientError
+from captionqc.runtime.storage import StorageUnavailable, result_store_from_uri
 from captionqc.schemas import CaptionSegment, CloudEvent, OcrCompleted
 from captionqc.schemas.envelope import describe_validation_error
 from captionqc.status.projection import FetchedCaptions, parse_dead_letter
@@ -123,14 +124,10 @@ class CaptionFetcher:
     def __init__(self, results_uri: str | None) -> None:
         self._store: Any = None
         if results_uri:
-            from captionqc.media.storage import result_store_from_uri
-
             self._store = result_store_from_uri(results_uri)
 
     def fetch(self, uri: str, delivery_attempt: int) -> FetchedCaptions:
         """Blocking: run it in the pool."""
-        from captionqc.media.errors import TransientMediaError
-
         if self._store is None:
             return FetchedCaptions(None, "no results store configured to fetch the claim-checked captions")
         try:
@@ -142,7 +139,7 @@ class CaptionFetcher:
             return FetchedCaptions(None, f"stored OCR result is invalid: {describe_validation_error(exc)}")
         except ValueError as exc:
             return FetchedCaptions(None, f"captions could not be fetched: {exc}")
-        except (TransientMediaError, OSError) as exc:
+        except (StorageUnavailable, OSError) as exc:
             if delivery_attempt < _CAPTION_FETCH_ATTEMPTS:
                 raise TransientError(f"fetching captions failed: {exc}") from exc
             return FetchedCaptions(None, f"captions could not be fetched after {delivery_attempt} attempts: {exc}")

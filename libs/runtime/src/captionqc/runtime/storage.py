@@ -13,12 +13,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
-from captionqc.media.errors import TransientMediaError
-from captionqc.runtime.errors import PermanentError
+from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.schemas import FailureReason
 
 # Keys are built by our own code from job ids and engine names; anything else is a bug or an attack.
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+
+
+class StorageUnavailable(TransientError):
+    """The store failed or timed out (5xx, 429): worth another try, so the consumer nacks."""
 
 
 class ResultNotFound(PermanentError):
@@ -129,7 +132,7 @@ class GcsResultStore:
 
 
 class _classified:
-    """Map Cloud Storage failures: missing → `ResultNotFound`; 5xx, 429, timeouts → `TransientMediaError`."""
+    """Map Cloud Storage failures: missing → `ResultNotFound`; 5xx, 429, timeouts → `StorageUnavailable`."""
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -146,9 +149,9 @@ class _classified:
         if isinstance(exc, gexc.NotFound):
             raise ResultNotFound(f"no stored result at {self.uri}") from None
         if isinstance(exc, gexc.ServerError | gexc.TooManyRequests | gexc.RetryError | req_exc.RequestException):
-            raise TransientMediaError(f"Cloud Storage failed on {self.uri}: {exc}") from exc
+            raise StorageUnavailable(f"Cloud Storage failed on {self.uri}: {exc}") from exc
         if isinstance(exc, TimeoutError):
-            raise TransientMediaError(f"Cloud Storage timed out on {self.uri}") from exc
+            raise StorageUnavailable(f"Cloud Storage timed out on {self.uri}") from exc
         return False
 
 

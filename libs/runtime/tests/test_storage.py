@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions as gexc
 
-from captionqc.media.errors import TransientMediaError
-from captionqc.media.storage import (
+from captionqc.runtime.storage import (
     GcsResultStore,
     LocalResultStore,
     ResultNotFound,
+    StorageUnavailable,
     result_store_from_uri,
 )
 from captionqc.schemas import FailureReason
@@ -108,7 +108,7 @@ def test_gcs_missing_and_transient_failures() -> None:
     with pytest.raises(ValueError, match="not in gs://captionqc-results"):
         store.get_json("gs://other-bucket/ocr/none.json")
     gcs.fail = gexc.ServiceUnavailable("try again")
-    with pytest.raises(TransientMediaError):
+    with pytest.raises(StorageUnavailable):
         store.put_json("ocr/x.json", RESULT)
 
 
