@@ -16,43 +16,11 @@ from requests import exceptions as req_exc
 from captionqc.media.errors import MediaNotFound, MediaUriRejected, TransientMediaError
 from captionqc.media.source import open_media
 from captionqc.runtime.media_uri import MediaUriPolicy
+from captionqc.runtime.testing.gcs import FakeGcs
 from captionqc.runtime.testing.tls import rebinding_dns, tls_server
 from captionqc.schemas import FailureReason
 
 from .media_files import sample_clips
-
-
-class FakeBlob:
-    def __init__(self, store: FakeGcs, bucket: str, name: str) -> None:
-        self.store, self.bucket, self.name = store, bucket, name
-
-    def download_to_filename(self, filename: str, *, timeout: float) -> None:
-        if self.store.fail is not None:
-            raise self.store.fail
-        try:
-            data = self.store.objects[(self.bucket, self.name)]
-        except KeyError:
-            raise gexc.NotFound(
-                f"GET https://storage.googleapis.com/{self.bucket}/{self.name}: No such object"
-            ) from None
-        Path(filename).write_bytes(data)
-
-
-class FakeBucket:
-    def __init__(self, store: FakeGcs, name: str) -> None:
-        self.store, self.name = store, name
-
-    def blob(self, blob_name: str) -> FakeBlob:
-        return FakeBlob(self.store, self.name, blob_name)
-
-
-class FakeGcs:
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-        self.fail: Exception | None = None
-
-    def bucket(self, bucket_name: str) -> FakeBucket:
-        return FakeBucket(self, bucket_name)
 
 
 @pytest.fixture

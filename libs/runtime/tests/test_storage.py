@@ -15,6 +15,7 @@ from captionqc.runtime.storage import (
     StorageUnavailable,
     result_store_from_uri,
 )
+from captionqc.runtime.testing.gcs import FakeGcs
 from captionqc.schemas import FailureReason
 
 RESULT = json.dumps({"segments": [{"text": "Good evening"}]}).encode()
@@ -52,44 +53,6 @@ def test_local_refuses_uris_outside_its_folder(tmp_path: Path) -> None:
         store.get_json((tmp_path / "other.json").as_uri())
 
 
-class FakeBlob:
-    def __init__(self, gcs: FakeGcs, bucket: str, name: str) -> None:
-        self.gcs, self.bucket, self.name = gcs, bucket, name
-
-    def upload_from_string(self, data: bytes, *, content_type: str, timeout: float) -> None:
-        if self.gcs.fail is not None:
-            raise self.gcs.fail
-        assert content_type == "application/json"
-        self.gcs.objects[(self.bucket, self.name)] = data
-
-    def download_as_bytes(self, *, timeout: float) -> bytes:
-        if self.gcs.fail is not None:
-            raise self.gcs.fail
-        try:
-            return self.gcs.objects[(self.bucket, self.name)]
-        except KeyError:
-            raise gexc.NotFound("No such object") from None
-
-
-class FakeBucket:
-    def __init__(self, gcs: FakeGcs, name: str) -> None:
-        self.gcs, self.name = gcs, name
-
-    def blob(self, blob_name: str) -> FakeBlob:
-        return FakeBlob(self.gcs, self.name, blob_name)
-
-
-class FakeGcs:
-    """The slice of `google.cloud.storage.Client` the store uses; raises the real api_core exceptions."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-        self.fail: Exception | None = None
-
-    def bucket(self, bucket_name: str) -> FakeBucket:
-        return FakeBucket(self, bucket_name)
-
-
 def test_gcs_round_trip_against_a_fake_client() -> None:
     gcs = FakeGcs()
     store = result_store_from_uri("gs://captionqc-results/prod/", gcs_client=gcs)
@@ -97,6 +60,7 @@ def test_gcs_round_trip_against_a_fake_client() -> None:
     uri = store.put_json("ocr/6f1c.json", RESULT)
     assert uri == "gs://captionqc-results/prod/ocr/6f1c.json"
     assert gcs.objects == {("captionqc-results", "prod/ocr/6f1c.json"): RESULT}
+    assert gcs.content_types[("captionqc-results", "prod/ocr/6f1c.json")] == "application/json"
     assert store.get_json(uri) == RESULT
 
 
