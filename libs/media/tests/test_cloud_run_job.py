@@ -13,20 +13,14 @@ from captionqc.media.cloud_run_job import CloudRunJobDispatcher, job_id_env, job
 from captionqc.media.errors import TransientMediaError
 from captionqc.media.settings import ExecutionMode, MediaStageSettings
 from captionqc.media.stage_runner import execution_main
-from captionqc.media.testing import FakeJobsClient
+from captionqc.media.testing import FakeJobsClient, cloud_run_job_settings
 from captionqc.runtime.storage import LocalResultStore
 from captionqc.runtime.testing.bus import job_event
 from captionqc.schemas import JobRequested, Stage
 
 
 def cloud_settings(tmp_path: Path) -> MediaStageSettings:
-    return MediaStageSettings(
-        execution_mode=ExecutionMode.CLOUD_RUN_JOB,
-        cloud_run_job_name="captionqc-asr-job",
-        cloud_run_region="europe-west1",
-        gcp_project="captionqc-prod",
-        results_uri=str(tmp_path / "results"),
-    )
+    return cloud_run_job_settings(MediaStageSettings, tmp_path / "results", job_name="captionqc-asr-job")
 
 
 def test_settings_refuse_cloud_run_mode_without_a_job() -> None:

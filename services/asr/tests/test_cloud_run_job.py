@@ -18,8 +18,7 @@ from captionqc.asr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.asr.service import SUBSCRIPTION, AsrService, build_service
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
-from captionqc.media.settings import ExecutionMode
-from captionqc.media.testing import FakeJobsClient
+from captionqc.media.testing import FakeJobsClient, cloud_run_job_settings
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
 from captionqc.runtime.storage import LocalResultStore
@@ -30,13 +29,7 @@ from .conftest import SAMPLE_CLIPS, SAMPLES
 
 
 def cloud_settings(tmp_path: Path) -> AsrSettings:
-    return AsrSettings(
-        execution_mode=ExecutionMode.CLOUD_RUN_JOB,
-        cloud_run_job_name="captionqc-asr-job",
-        cloud_run_region="europe-west1",
-        gcp_project="captionqc-prod",
-        results_uri=str(tmp_path / "results"),
-    )
+    return cloud_run_job_settings(AsrSettings, tmp_path / "results", job_name="captionqc-asr-job")
 
 
 async def test_a_dispatching_worker_acks_without_reading(

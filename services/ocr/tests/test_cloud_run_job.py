@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from captionqc.media.settings import ExecutionMode
-from captionqc.media.testing import FakeJobsClient
+from captionqc.media.testing import FakeJobsClient, cloud_run_job_settings
 from captionqc.ocr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.ocr.service import SUBSCRIPTION, OcrService, build_service
 from captionqc.ocr.settings import OcrSettings
@@ -29,13 +28,7 @@ from .scoring import SAMPLES, sample_clips, truth_of
 
 
 def cloud_settings(tmp_path: Path) -> OcrSettings:
-    return OcrSettings(
-        execution_mode=ExecutionMode.CLOUD_RUN_JOB,
-        cloud_run_job_name="captionqc-ocr-job",
-        cloud_run_region="europe-west1",
-        gcp_project="captionqc-prod",
-        results_uri=str(tmp_path / "results"),
-    )
+    return cloud_run_job_settings(OcrSettings, tmp_path / "results", job_name="captionqc-ocr-job")
 
 
 async def test_a_dispatching_worker_acks_without_reading(

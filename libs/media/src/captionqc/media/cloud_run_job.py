@@ -15,24 +15,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from captionqc.media.errors import TransientMediaError
+from captionqc.media.settings import MediaStageSettings
 from captionqc.runtime.storage import ResultStore, result_store_from_uri
 from captionqc.schemas import JobRequested
-
-
-class CloudRunJobSettings(Protocol):
-    """What the dispatcher reads from a stage's settings."""
-
-    @property
-    def gcp_project(self) -> str: ...
-
-    @property
-    def results_uri(self) -> str: ...
-
-    @property
-    def cloud_run_job_name(self) -> str | None: ...
-
-    @property
-    def cloud_run_region(self) -> str | None: ...
 
 
 def job_id_env(stage: str) -> str:
@@ -65,7 +50,7 @@ class CloudRunJobDispatcher:
 
     @classmethod
     def from_settings(
-        cls, stage: str, settings: CloudRunJobSettings, *, client: JobsClient | None = None
+        cls, stage: str, settings: MediaStageSettings, *, client: JobsClient | None = None
     ) -> CloudRunJobDispatcher:
         if not (settings.cloud_run_job_name and settings.cloud_run_region):
             raise ValueError("cloud_run_job mode needs cloud_run_job_name and cloud_run_region")

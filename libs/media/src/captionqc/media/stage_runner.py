@@ -15,9 +15,10 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from captionqc.media.cloud_run_job import JobDispatcher, job_id_env
+from captionqc.media.settings import MediaStageSettings
 from captionqc.runtime.consumer import HandlerContext
 from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging
@@ -101,23 +102,7 @@ class StageRunner(Generic[ResultT]):
         await publisher.publish(self.completed_event(result))
 
 
-class ExecutionSettings(Protocol):
-    """What a Cloud Run Job entrypoint reads from its stage's settings."""
-
-    @property
-    def service_name(self) -> str: ...
-
-    @property
-    def gcp_project(self) -> str: ...
-
-    @property
-    def log_level(self) -> str: ...
-
-    @property
-    def results_uri(self) -> str: ...
-
-
-SettingsT = TypeVar("SettingsT", bound=ExecutionSettings)
+SettingsT = TypeVar("SettingsT", bound=MediaStageSettings)
 
 
 def execution_main(

@@ -1,4 +1,4 @@
-"""Test doubles for the outside world the media stages talk to and that has no local stand-in.
+"""Test support for the media stages' Cloud Run Job mode: its settings, and the one outside service it fakes.
 
 Only the Cloud Run admin API is faked: Cloud Run cannot run here. Everything of ours runs for real in tests.
 """
@@ -6,8 +6,24 @@ Only the Cloud Run admin API is faked: Cloud Run cannot run here. Everything of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
+
+from captionqc.media.settings import ExecutionMode, MediaStageSettings
+
+SettingsT = TypeVar("SettingsT", bound=MediaStageSettings)
+
+
+def cloud_run_job_settings(settings_class: type[SettingsT], results: Path, *, job_name: str) -> SettingsT:
+    """A stage's settings in ``cloud_run_job`` mode, with its results (and stored jobs) under ``results``."""
+    return settings_class(
+        execution_mode=ExecutionMode.CLOUD_RUN_JOB,
+        cloud_run_job_name=job_name,
+        cloud_run_region="europe-west1",
+        gcp_project="captionqc-prod",
+        results_uri=str(results),
+    )
 
 
 @dataclass
