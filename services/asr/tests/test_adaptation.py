@@ -28,6 +28,11 @@ pytestmark = [
 ]
 
 
+def _uniform(scale: float, bias: float) -> MllrTransform:
+    """The same transform in all three streams: means become ``scale · mu + bias``."""
+    return MllrTransform(tuple((scale * np.eye(13), np.full(13, bias)) for _ in range(3)))
+
+
 @pytest.fixture(scope="module")
 def engine() -> PocketsphinxEngine:
     return PocketsphinxEngine(british_pronunciations=False)  # the plain dictionary loads faster
@@ -115,8 +120,8 @@ def _adapted(model: AcousticModel, transform: MllrTransform) -> AcousticModel:
 
 def test_mllr_estimate_finds_a_known_voice(model: AcousticModel) -> None:
     rng = np.random.default_rng(5)
-    identity = MllrTransform(tuple((np.eye(13), np.zeros(13)) for _ in range(3)), 0)
-    true = MllrTransform(tuple((0.85 * np.eye(13), np.full(13, 2.0)) for _ in range(3)), 0)
+    identity = _uniform(1.0, 0.0)
+    true = _uniform(0.85, 2.0)
 
     unchanged = estimate_mllr(model, *_sample(model, rng, identity, 6000))
     assert unchanged is not None
@@ -149,7 +154,7 @@ def test_mllr_estimate_finds_a_known_voice(model: AcousticModel) -> None:
 
 def test_too_little_speech_is_not_adapted(model: AcousticModel) -> None:
     rng = np.random.default_rng(1)
-    identity = MllrTransform(tuple((np.eye(13), np.zeros(13)) for _ in range(3)), 0)
+    identity = _uniform(1.0, 0.0)
     assert estimate_mllr(model, *_sample(model, rng, identity, MIN_SPEECH_FRAMES - 1)) is None
 
 
@@ -166,9 +171,9 @@ def _words(engine: PocketsphinxEngine, piece: np.ndarray, transform: MllrTransfo
 
 def test_pocketsphinx_reads_the_transform_file(engine: PocketsphinxEngine, piece: np.ndarray) -> None:
     words = _words(engine, piece)
-    identity = MllrTransform(tuple((np.eye(13), np.zeros(13)) for _ in range(3)), 0)
+    identity = _uniform(1.0, 0.0)
     assert _words(engine, piece, identity) == words
-    shifted = MllrTransform(tuple((np.eye(13), np.full(13, 5.0)) for _ in range(3)), 0)
+    shifted = _uniform(1.0, 5.0)
     assert _words(engine, piece, shifted) != words  # the decoder applied it
 
 

@@ -55,7 +55,6 @@ _SCORE_SHIFT = 10
 # Fewer aligned speech frames than this (8 s) pin the 14 unknowns of each row too loosely: no transform then.
 MIN_SPEECH_FRAMES = 800
 _FEATURE_TYPE = "1s_c_d_dd"
-_STREAMS = ((0, 13), (13, 26), (26, 39))  # the model's svspec 0-12/13-25/26-38: cepstra, deltas, double deltas
 
 
 class AdaptationUnavailable(RuntimeError):
@@ -81,7 +80,8 @@ class AcousticModel:
         variances = np.maximum(_read_gaussians(hmm / "variances"), variance_floor)
         phones = _read_phones(hmm / "mdef")
         mixture_scores = _read_sendump(hmm / "sendump", streams=means.shape[1], gaussians=means.shape[2])
-        if means.shape[0] != len(phones) or [means.shape[3]] * len(_STREAMS) != [b - a for a, b in _STREAMS]:
+        # svspec 0-12/13-25/26-38: cepstra, deltas and double deltas, 13 each, as `dynamic_features` makes them.
+        if means.shape[0] != len(phones) or means.shape[1] != 3 or means.shape[3] != 13:
             raise AdaptationUnavailable(f"{hmm} is not a phonetically-tied 3×13 model (means {means.shape})")
         return cls(means, variances, mixture_scores, phones, log_base)
 
@@ -97,7 +97,6 @@ class MllrTransform:
     """One class, per stream: means become ``A @ mu + b``; variances are kept."""
 
     streams: tuple[tuple[FloatArray, FloatArray], ...]
-    speech_frames: int
 
     def text(self) -> str:
         """pocketsphinx's MLLR file format (``ps_mllr_read``): classes, streams, then per stream A, b, h."""
@@ -133,10 +132,15 @@ class SpeakerAdapter:
             )
         self._front_end = _front_end()
         self._model = _model(Path(str(config["hmm"])), float(config["varfloor"]), float(config["logbase"]))
+        self._min_samples = MIN_SPEECH_FRAMES * int(config["samprate"]) // int(config["frate"])
 
     @property
     def model(self) -> AcousticModel:
         return self._model
+
+    def may_adapt(self, pcm: npt.NDArray[np.int16]) -> bool:
+        """False when ``pcm`` is too short to hold enough speech: no first pass is worth running for it."""
+        return pcm.size >= self._min_samples
 
     def estimate(self, decoder: Decoder, pcm: npt.NDArray[np.int16]) -> MllrTransform | None:
         """The transform for ``pcm``, which ``decoder`` has just decoded; None when there is too little speech.
@@ -231,8 +235,7 @@ def estimate_mllr(
     · xi over frames and Gaussians, then [b_i, A_i] = G_i⁻¹ k_i (Leggetter & Woodland 1995).
     """
     labelled = codebooks >= 0
-    speech_frames = int(labelled.sum())
-    if speech_frames < min_frames:
+    if labelled.sum() < min_frames:
         return None
     solved = []
     for s, observations in enumerate(streams):
@@ -259,7 +262,7 @@ def estimate_mllr(
         if not np.all(np.isfinite(rows)):
             return None
         solved.append((rows[:, 1:].copy(), rows[:, 0].copy()))
-    return MllrTransform(tuple(solved), speech_frames)
+    return MllrTransform(tuple(solved))
 
 
 def _posterior_sums(

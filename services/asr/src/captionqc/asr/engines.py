@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from captionqc.asr.adaptation import MIN_SPEECH_FRAMES, SpeakerAdapter
+from captionqc.asr.adaptation import SpeakerAdapter
 from captionqc.asr.lexicon import Lexicon
 from captionqc.asr.numbers import RawWord, join_split_words
 from captionqc.asr.settings import AsrSettings, EngineKind
@@ -249,7 +249,7 @@ class PocketsphinxEngine:
         # A fresh decoder per decode (~0.25 s, about 1% of a piece's decoding): a reused one carries its cepstral
         # mean and more from earlier utterances, so the same audio would not always give the same words.
         pcm = self._pcm(audio)
-        if self._adapter is None or pcm.size < MIN_SPEECH_FRAMES * self._frame_s * SAMPLE_RATE:
+        if self._adapter is None or not self._adapter.may_adapt(pcm):
             return self._words(self._decode(pcm))
         first_pass = self._decode(pcm, topn=self._FIRST_PASS_TOPN)
         transform = self._adapter.estimate(first_pass, pcm)
