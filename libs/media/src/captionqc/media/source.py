@@ -16,7 +16,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from captionqc.media.errors import MediaNotFound, MediaUriRejected, TransientMediaError
-from captionqc.runtime.media_uri import CheckedMediaUri, MediaUriError, MediaUriPolicy, check_media_uri
+from captionqc.runtime.media_uri import (
+    CheckedMediaUri,
+    MediaUriError,
+    MediaUriPolicy,
+    check_media_uri,
+    request_target,
+)
 
 DEFAULT_DOWNLOAD_TIMEOUT_S = 300.0
 
@@ -107,8 +113,7 @@ def _download_https(checked: CheckedMediaUri, local: Path, timeout_s: float) -> 
 
     # Through the address the policy checked (no second DNS answer), and no redirects: the policy checked this
     # host, not wherever a redirect might lead.
-    pinned = checked.pinned
-    url, headers, extensions = (pinned.url, pinned.headers, pinned.extensions) if pinned else (checked.uri, {}, {})
+    url, headers, extensions = request_target(checked.uri, checked.pinned)
     try:
         with (
             httpx.Client(timeout=timeout_s, follow_redirects=False) as client,

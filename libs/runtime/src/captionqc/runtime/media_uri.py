@@ -69,6 +69,13 @@ class PinnedUrl:
         return {"sni_hostname": self.host}
 
 
+def request_target(url: str, pinned: PinnedUrl | None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """URL, extra headers and httpx extensions for a request to ``url``: through ``pinned`` when it was pinned."""
+    if pinned is None:
+        return url, {}, {}
+    return pinned.url, pinned.headers, pinned.extensions
+
+
 def check_media_uri(uri: str, policy: MediaUriPolicy, *, resolve_dns: bool = True) -> CheckedMediaUri:
     """Check ``uri`` against ``policy``; raise `MediaUriError` naming the broken rule."""
     if any(ord(c) < 0x20 or c == "\x7f" for c in uri):

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from captionqc.runtime.db import unit_of_work
-from captionqc.runtime.media_uri import MediaUriError, PinnedUrl, pin_https_url
+from captionqc.runtime.media_uri import MediaUriError, PinnedUrl, pin_https_url, request_target
 from captionqc.schemas.status_api import JobState
 from captionqc.status import repository as repo
 from captionqc.status.settings import StatusSettings
@@ -185,12 +185,12 @@ class WebhookSender:
                 DELIVERY_HEADER: delivery.job_id,
             }
             try:
-                if pinned is None:  # local stacks and tests only (callback_allow_private_hosts)
-                    response = await self._client.post(delivery.url, content=body, headers=headers)
-                else:  # to the address checked above, so a changed DNS answer cannot redirect the webhook
-                    response = await self._client.post(
-                        pinned.url, content=body, headers={**headers, **pinned.headers}, extensions=pinned.extensions
-                    )
+                # To the address checked above, so a changed DNS answer cannot redirect the webhook (unpinned only
+                # with callback_allow_private_hosts: local stacks and tests).
+                url, pin_headers, extensions = request_target(delivery.url, pinned)
+                response = await self._client.post(
+                    url, content=body, headers={**headers, **pin_headers}, extensions=extensions
+                )
             except httpx.HTTPError as exc:
                 raise RetryableDelivery(f"{type(exc).__name__}: {exc}") from exc
             if 200 <= response.status_code < 300:
