@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
 
-from captionqc.media.errors import MediaNotFound, MediaTooLong, MediaUnreadable, NoVideoStream
+from captionqc.media.audio import decode_audio, has_audio
+from captionqc.media.errors import MediaNotFound, MediaTooLong, MediaUnreadable, NoVideoStream, UnsupportedCodec
 from captionqc.media.probe import probe
+from captionqc.media.testing import with_undecodable_stream
 from captionqc.media.video import BOTTOM_THIRD, region_pixels, sample_frames
 from captionqc.schemas import FailureReason, RegionHint
 
@@ -70,6 +73,28 @@ def test_audio_only_media_has_no_video_stream(tmp_path: Path) -> None:
     assert "no video stream" in err.value.message
     with pytest.raises(NoVideoStream):
         next(sample_frames(audio_only(tmp_path), fps=2))
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])
+def test_a_stream_no_decoder_knows_fails_only_what_needs_it(kind: Literal["audio", "video"], tmp_path: Path) -> None:
+    path = with_undecodable_stream(CLIPS[0], kind, tmp_path / "clip.mp4")
+    info = probe(path)
+    needed, other = (
+        (info.require_audio, info.require_video) if kind == "audio" else (info.require_video, info.require_audio)
+    )
+    with pytest.raises(UnsupportedCodec) as err:
+        needed()
+    assert err.value.reason is FailureReason.UNSUPPORTED_CODEC
+    assert err.value.message == f"the {kind} stream uses a codec this service cannot decode"
+    assert other().codec == ("h264" if kind == "audio" else "aac")
+    if kind == "video":
+        with pytest.raises(UnsupportedCodec):
+            next(sample_frames(path, fps=2))
+        assert has_audio(path)
+    else:
+        assert next(sample_frames(path, fps=2)).image.shape == (240, 1280, 3)
+        with pytest.raises(UnsupportedCodec):
+            decode_audio(path)
 
 
 def test_region_defaults_to_the_bottom_third() -> None:

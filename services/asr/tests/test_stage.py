@@ -12,7 +12,8 @@ from rapidfuzz.distance import Levenshtein
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.stage import AsrOutcome, transcribe
 from captionqc.asr.wer import normalise_words, word_error_rate
-from captionqc.media.errors import MediaNotFound, MediaTooLong, MediaUnreadable, NoAudioStream
+from captionqc.media.errors import MediaNotFound, MediaTooLong, MediaUnreadable, NoAudioStream, UnsupportedCodec
+from captionqc.media.testing import with_undecodable_stream
 from captionqc.schemas import FailureReason, TimedWord
 
 from .conftest import SAMPLE_CLIPS, SAMPLES, SampleClip
@@ -191,6 +192,22 @@ def test_corrupt_media(tmp_path: Path) -> None:
     with pytest.raises(MediaUnreadable) as caught:
         transcribe(path, settings=AsrSettings())
     assert caught.value.reason is FailureReason.MEDIA_UNREADABLE
+
+
+def test_a_video_stream_no_decoder_knows_does_not_stop_the_transcription(
+    tmp_path: Path, whisper_outcomes: dict[str, AsrOutcome]
+) -> None:
+    clip = SAMPLE_CLIPS[0]
+    outcome = transcribe(with_undecodable_stream(clip.media, "video", tmp_path / "clip.mp4"), settings=AsrSettings())
+    assert outcome.words == whisper_outcomes[clip.name].words
+
+
+def test_an_audio_stream_no_decoder_knows_is_an_unsupported_codec(tmp_path: Path) -> None:
+    path = with_undecodable_stream(SAMPLE_CLIPS[0].media, "audio", tmp_path / "clip.mp4")
+    with pytest.raises(UnsupportedCodec) as caught:
+        transcribe(path, settings=AsrSettings())
+    assert caught.value.reason is FailureReason.UNSUPPORTED_CODEC
+    assert caught.value.message == "the audio stream uses a codec this service cannot decode"
 
 
 def test_missing_media(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from captionqc.asr.service import SUBSCRIPTION, worker_setup
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
+from captionqc.media.testing import with_undecodable_stream
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
 from captionqc.runtime.storage import LocalResultStore
@@ -128,13 +129,16 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
         pytest.skip("samples/silent_video.mp4 is not committed")
     shutil.copy(silent, media / "silent_video.mp4")
     shutil.copy(clip.media, media / "long.mp4")
+    # Under the 10 s maximum: the codec, not the length, is what fails it.
+    with_undecodable_stream(SAMPLES / "audio_only.m4a", "audio", media / "unknown_audio_codec.mp4")
     # Every sample clip with speech is longer than 10 s.
     settings = AsrSettings(media_root=media, results_uri=str(tmp_path / "results"), max_media_duration_s=10)
     expected = {
         (media / "missing.mp4").as_uri(): (FailureReason.MEDIA_NOT_FOUND, "no media file"),
-        (media / "corrupt.mp4").as_uri(): (FailureReason.MEDIA_UNREADABLE, "not a readable media file"),
+        (media / "corrupt.mp4").as_uri(): (FailureReason.MEDIA_UNREADABLE, "not readable media"),
         (media / "silent_video.mp4").as_uri(): (FailureReason.NO_AUDIO_STREAM, "no audio stream"),
         (media / "long.mp4").as_uri(): (FailureReason.MEDIA_TOO_LONG, "longer than the configured maximum of 10 s"),
+        (media / "unknown_audio_codec.mp4").as_uri(): (FailureReason.UNSUPPORTED_CODEC, "audio stream uses a codec"),
         "file:///etc/passwd": (FailureReason.MEDIA_URI_REJECTED, "outside the configured media root"),
     }
     jobs = {uri: job_event(uri) for uri in expected}
@@ -156,4 +160,11 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
         assert event.data.stage is Stage.ASR
         assert event.data.reason is reason, (uri, event.data)
         assert words in event.data.message, (uri, event.data.message)
-    assert pubsub_emulator.subscription_state(subscription_path(pubsub_project, SUBSCRIPTION)) is not None
+    state = pubsub_emulator.subscription_state(subscription_path(pubsub_project, SUBSCRIPTION))
+    # Each job delivered once and acked: no redelivery loop, nothing dead-lettered.
+    assert (state["delivered"], state["acked"], state["backlog"], state["dead_lettered"]) == (
+        len(jobs),
+        len(jobs),
+        0,
+        0,
+    )

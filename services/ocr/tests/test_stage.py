@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from captionqc.media.errors import MediaNotFound, MediaTooLong, MediaUnreadable, NoVideoStream
+from captionqc.media.errors import MediaNotFound, MediaTooLong, MediaUnreadable, NoVideoStream, UnsupportedCodec
+from captionqc.media.testing import with_undecodable_stream
 from captionqc.ocr.engine import OcrEngine
 from captionqc.ocr.settings import OcrSettings
 from captionqc.ocr.stage import OcrOutcome, read_captions
@@ -108,6 +109,25 @@ def test_permanent_media_errors_have_reasons(tmp_path: Path, ocr_engine: OcrEngi
     assert corrupt.value.reason is FailureReason.MEDIA_UNREADABLE
     assert too_long.value.reason is FailureReason.MEDIA_TOO_LONG
     assert "longer than the configured maximum of 10 s" in too_long.value.message
+
+
+def test_an_audio_stream_no_decoder_knows_does_not_stop_the_captions(
+    tmp_path: Path, ocr_engine: OcrEngine, sample_outcomes: dict[Path, OcrOutcome]
+) -> None:
+    # OCR needs only the picture: a broadcast file whose sound track is in a codec missing from this FFmpeg build
+    # is still read in full.
+    clip = CLIPS[0]
+    path = with_undecodable_stream(clip, "audio", tmp_path / clip.name)
+    outcome = read_captions(path, settings=OcrSettings(), engine=ocr_engine)
+    assert outcome.segments == sample_outcomes[clip].segments
+
+
+def test_a_video_stream_no_decoder_knows_is_an_unsupported_codec(tmp_path: Path, ocr_engine: OcrEngine) -> None:
+    path = with_undecodable_stream(CLIPS[0], "video", tmp_path / CLIPS[0].name)
+    with pytest.raises(UnsupportedCodec) as err:
+        read_captions(path, settings=OcrSettings(), engine=ocr_engine)
+    assert err.value.reason is FailureReason.UNSUPPORTED_CODEC
+    assert err.value.message == "the video stream uses a codec this service cannot decode"
 
 
 def test_audio_only_media_has_no_video_stream(tmp_path: Path, ocr_engine: OcrEngine) -> None:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from captionqc.media.testing import with_undecodable_stream
 from captionqc.ocr.service import SUBSCRIPTION, worker_setup
 from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner
@@ -140,12 +141,15 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
         write_audio_only(media / "audio_only.m4a")
     # Every news clip is longer than 10 s.
     shutil.copy(news_clip(), media / "long.mp4")
+    # Under the 10 s maximum: the codec, not the length, is what fails it.
+    with_undecodable_stream(shortest_clip(), "video", media / "unknown_video_codec.mp4")
     settings = OcrSettings(media_root=media, results_uri=str(tmp_path / "results"), max_media_duration_s=10)
     expected = {
         (media / "missing.mp4").as_uri(): (FailureReason.MEDIA_NOT_FOUND, "no media file"),
         (media / "corrupt.mp4").as_uri(): (FailureReason.MEDIA_UNREADABLE, "not readable media"),
         (media / "audio_only.m4a").as_uri(): (FailureReason.NO_VIDEO_STREAM, "no video stream"),
         (media / "long.mp4").as_uri(): (FailureReason.MEDIA_TOO_LONG, "longer than the configured maximum of 10 s"),
+        (media / "unknown_video_codec.mp4").as_uri(): (FailureReason.UNSUPPORTED_CODEC, "video stream uses a codec"),
         "file:///etc/passwd": (FailureReason.MEDIA_URI_REJECTED, "outside the configured media root"),
     }
     jobs = {uri: job_event(uri) for uri in expected}
@@ -172,5 +176,10 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
     state = pubsub_emulator.subscription_state(subscription_path(pubsub_project, SUBSCRIPTION))
     dead = pubsub_emulator.subscription_state(subscription_path(pubsub_project, "status-dead-letter"))
     # Each job delivered once and acked: no redelivery loop, nothing dead-lettered.
-    assert (state["delivered"], state["acked"], state["backlog"], state["dead_lettered"]) == (5, 5, 0, 0)
+    assert (state["delivered"], state["acked"], state["backlog"], state["dead_lettered"]) == (
+        len(jobs),
+        len(jobs),
+        0,
+        0,
+    )
     assert dead["backlog"] == dead["delivered"] == 0

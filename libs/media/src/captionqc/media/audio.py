@@ -15,13 +15,8 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from captionqc.media.errors import (
-    MediaNotFound,
-    MediaTooLong,
-    MediaUnreadable,
-    NoAudioStream,
-    UnsupportedCodec,
-)
+from captionqc.media.errors import MediaTooLong, MediaUnreadable, NoAudioStream, UnsupportedCodec
+from captionqc.media.probe import UNDECODABLE, decoder_name, ffmpeg_reason, open_container
 
 SAMPLE_RATE = 16_000
 
@@ -40,7 +35,7 @@ class AudioInfo:
 
 def probe_audio(path: Path) -> AudioInfo:
     """Open ``path`` and describe its audio stream; raise the permanent media error that says why not."""
-    container = _open(path)
+    container = open_container(path)
     try:
         stream = _audio_stream(container, path)
         return _info(container, stream)
@@ -63,7 +58,7 @@ def iter_audio_blocks(path: Path, *, max_duration_s: float | None = None) -> Ite
     Raises ``MediaNotFound``, ``MediaUnreadable``, ``NoAudioStream``, ``UnsupportedCodec`` or ``MediaTooLong``
     (checked against the container's duration first, and again while decoding since containers can lie).
     """
-    container = _open(path)
+    container = open_container(path)
     try:
         stream = _audio_stream(container, path)
         info = _info(container, stream)
@@ -85,7 +80,7 @@ def iter_audio_blocks(path: Path, *, max_duration_s: float | None = None) -> Ite
             for out in resampler.resample(None):
                 yield _to_array(out)
         except av.error.FFmpegError as exc:
-            raise MediaUnreadable(f"the audio of {path.name} could not be decoded: {_ffmpeg_message(exc)}") from exc
+            raise MediaUnreadable(f"the audio of {path.name} could not be decoded: {ffmpeg_reason(exc)}") from exc
     finally:
         container.close()
 
@@ -98,21 +93,12 @@ def decode_audio(path: Path, *, max_duration_s: float | None = None) -> AudioArr
     return np.concatenate(blocks)
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise MediaNotFound(f"no media file at {path}")
-    try:
-        return av.open(str(path), mode="r")
-    except av.error.FFmpegError as exc:
-        raise MediaUnreadable(f"{path.name} is not a readable media file: {_ffmpeg_message(exc)}") from exc
-
-
 def _audio_stream(container: av.container.InputContainer, path: Path) -> av.audio.stream.AudioStream:
     if not container.streams.audio:
         raise NoAudioStream(f"{path.name} has no audio stream, so there is no speech to transcribe")
     stream = container.streams.audio[0]
-    if stream.codec_context is None:
-        raise UnsupportedCodec(f"{path.name}: no decoder for its audio codec")
+    if decoder_name(stream) is None:
+        raise UnsupportedCodec(UNDECODABLE.format(kind="audio"))
     return stream
 
 
@@ -129,7 +115,3 @@ def _info(container: av.container.InputContainer, stream: av.audio.stream.AudioS
 def _to_array(frame: av.AudioFrame) -> AudioArray:
     # Packed "flt" mono: one plane of float32 samples; copy so the block outlives FFmpeg's frame buffer.
     return np.asarray(frame.to_ndarray(), dtype=np.float32).reshape(-1).copy()
-
-
-def _ffmpeg_message(exc: av.error.FFmpegError) -> str:
-    return getattr(exc, "strerror", None) or str(exc)

@@ -18,11 +18,15 @@ from captionqc.media.errors import (
     UnsupportedCodec,
 )
 
+# The message of `UnsupportedCodec` when FFmpeg has no decoder for the stream a stage needs.
+UNDECODABLE = "the {kind} stream uses a codec this service cannot decode"
+
 
 @dataclass(frozen=True)
 class VideoStreamInfo:
     index: int
-    codec: str
+    # None: FFmpeg has no decoder for the stream's codec (a stage that needs it fails; the others go on).
+    codec: str | None
     width: int
     height: int
     fps: float | None
@@ -31,7 +35,7 @@ class VideoStreamInfo:
 @dataclass(frozen=True)
 class AudioStreamInfo:
     index: int
-    codec: str
+    codec: str | None
     sample_rate: int
     channels: int
 
@@ -45,24 +49,55 @@ class MediaInfo:
     audio: AudioStreamInfo | None
 
     def require_video(self) -> VideoStreamInfo:
+        """The video stream, or the permanent error that says why the captions cannot be read."""
         if self.video is None:
             raise NoVideoStream()
+        if self.video.codec is None:
+            raise UnsupportedCodec(UNDECODABLE.format(kind="video"))
         return self.video
 
     def require_audio(self) -> AudioStreamInfo:
+        """The audio stream, or the permanent error that says why the speech cannot be transcribed."""
         if self.audio is None:
             raise NoAudioStream()
+        if self.audio.codec is None:
+            raise UnsupportedCodec(UNDECODABLE.format(kind="audio"))
         return self.audio
 
 
-def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
-    """Read the container header of ``path``; raise a `PermanentMediaError` for media no stage can use."""
+def open_container(path: Path) -> av.container.InputContainer:
+    """Open a local media file; a missing file or one FFmpeg cannot open is a permanent media error."""
     if not path.is_file():
         raise MediaNotFound(f"no media file at {path.name}")
     try:
-        container = av.open(str(path), mode="r")
+        return av.open(str(path), mode="r")
     except av.error.FFmpegError as exc:
-        raise MediaUnreadable(f"the file is not readable media (corrupt or not audio/video): {_reason(exc)}") from None
+        raise MediaUnreadable(
+            f"the file is not readable media (corrupt or not audio/video): {ffmpeg_reason(exc)}"
+        ) from None
+
+
+def decoder_name(stream: av.stream.Stream) -> str | None:
+    """The name of the decoder for ``stream``, or None when this FFmpeg build has none for its codec."""
+    # PyAV gives a stream no codec context when FFmpeg knows no decoder for it (an unknown tag, a codec left out
+    # of the build); a context whose codec cannot open for reading is just as unusable.
+    ctx = stream.codec_context
+    if ctx is None or not ctx.name:
+        return None
+    try:
+        av.Codec(ctx.name, "r")
+    except (av.error.FFmpegError, ValueError):
+        return None
+    return str(ctx.name)
+
+
+def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
+    """Describe ``path``'s first video and audio streams and its duration.
+
+    A stream whose codec cannot be decoded is described (``codec=None``), not refused: only the stage that needs
+    that stream fails, through `MediaInfo.require_video` / `require_audio`.
+    """
+    container = open_container(path)
     try:
         video = _video_info(container)
         audio = _audio_info(container)
@@ -85,7 +120,9 @@ def _video_info(container: av.container.InputContainer) -> VideoStreamInfo | Non
     if not streams:
         return None
     stream = streams[0]
-    codec = _require_decoder(stream.codec_context, "video")
+    codec = decoder_name(stream)
+    if codec is None:
+        return VideoStreamInfo(index=stream.index, codec=None, width=0, height=0, fps=None)
     width, height = stream.codec_context.width, stream.codec_context.height
     if not width or not height:
         raise MediaUnreadable("the video stream has no frame size (the file may be corrupt)")
@@ -103,24 +140,15 @@ def _audio_info(container: av.container.InputContainer) -> AudioStreamInfo | Non
     if not container.streams.audio:
         return None
     stream = container.streams.audio[0]
-    codec = _require_decoder(stream.codec_context, "audio")
+    codec = decoder_name(stream)
+    if codec is None:
+        return AudioStreamInfo(index=stream.index, codec=None, sample_rate=0, channels=0)
     return AudioStreamInfo(
         index=stream.index,
         codec=codec,
         sample_rate=stream.codec_context.sample_rate or 0,
         channels=stream.codec_context.channels or 0,
     )
-
-
-def _require_decoder(codec_context: av.CodecContext | None, kind: str) -> str:
-    name = codec_context.name if codec_context is not None else None
-    if not name:
-        raise UnsupportedCodec(f"the {kind} stream uses a codec FFmpeg does not know")
-    try:
-        av.Codec(name, "r")
-    except (av.error.FFmpegError, ValueError):
-        raise UnsupportedCodec(f"the {kind} codec {name!r} cannot be decoded by this service") from None
-    return name
 
 
 def _duration_s(container: av.container.InputContainer) -> float | None:
@@ -134,6 +162,6 @@ def _duration_s(container: av.container.InputContainer) -> float | None:
     return best
 
 
-def _reason(exc: av.error.FFmpegError) -> str:
+def ffmpeg_reason(exc: av.error.FFmpegError) -> str:
     # FFmpeg's message repeats the path; a person needs only the cause.
     return exc.strerror or type(exc).__name__

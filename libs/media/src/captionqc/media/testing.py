@@ -1,4 +1,5 @@
-"""Test support for the media stages' Cloud Run Job mode: its settings, and the one outside service it fakes.
+"""Test support for the media stages: media with a stream no decoder knows; the Cloud Run Job mode's settings, and
+the one outside service it fakes.
 
 Only the Cloud Run admin API is faked: Cloud Run cannot run here. Everything of ours runs for real in tests.
 """
@@ -8,11 +9,43 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from captionqc.media.settings import ExecutionMode, MediaStageSettings
 
 SettingsT = TypeVar("SettingsT", bound=MediaStageSettings)
+
+# An MP4 names each stream's codec by the type of its sample entry (ISO/IEC 14496-12 ``stsd``); AAC is also named
+# by its ``esds`` descriptor, from which FFmpeg would still recognise it.
+_CODEC_BOXES = {"video": (b"avc1",), "audio": (b"mp4a", b"esds")}
+_UNKNOWN = b"qcxx"
+
+
+def with_undecodable_stream(clip: Path, kind: Literal["audio", "video"], dest: Path) -> Path:
+    """Copy an H.264/AAC MP4 to ``dest`` with the ``kind`` stream's codec renamed to one no FFmpeg knows.
+
+    The file stays well-formed and its other stream decodes as before: the real case of a broadcast file with one
+    stream in a codec the service's FFmpeg build lacks.
+    """
+    data = bytearray(clip.read_bytes())
+    entry, *descriptors = _CODEC_BOXES[kind]
+    at = data.find(b"stsd")
+    renamed = False
+    while at >= 0:
+        # stsd: type, version/flags (4), entry count (4), then the first entry's size (4) and type.
+        if data[at + 16 : at + 20] == entry:
+            data[at + 16 : at + 20] = _UNKNOWN
+            for box in descriptors:
+                inner = data.find(box, at + 20)
+                if inner < 0:
+                    raise ValueError(f"{clip.name}: no {box.decode()} box in its {kind} sample entry")
+                data[inner : inner + 4] = _UNKNOWN
+            renamed = True
+        at = data.find(b"stsd", at + 4)
+    if not renamed:
+        raise ValueError(f"{clip.name} has no {entry.decode()} {kind} stream to rename")
+    dest.write_bytes(bytes(data))
+    return dest
 
 
 def cloud_run_job_settings(settings_class: type[SettingsT], results: Path, *, job_name: str) -> SettingsT:

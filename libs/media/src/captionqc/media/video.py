@@ -16,7 +16,8 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from captionqc.media.errors import MediaUnreadable, NoVideoStream
+from captionqc.media.errors import MediaUnreadable, NoVideoStream, UnsupportedCodec
+from captionqc.media.probe import UNDECODABLE, decoder_name, open_container
 from captionqc.schemas import RegionHint
 
 # Broadcast captions sit in the lower third unless the job says otherwise.
@@ -67,14 +68,13 @@ def sample_frames(
     """Yield one frame every ``1/fps`` seconds of media time (the first frame at or after each tick)."""
     if fps <= 0:
         raise ValueError("fps must be positive")
-    try:
-        container = av.open(str(path), mode="r")
-    except av.error.FFmpegError as exc:
-        raise MediaUnreadable(f"the file is not readable media: {exc.strerror or type(exc).__name__}") from None
+    container = open_container(path)
     try:
         if not container.streams.video:
             raise NoVideoStream()
         stream = container.streams.video[0]
+        if decoder_name(stream) is None:
+            raise UnsupportedCodec(UNDECODABLE.format(kind="video"))
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decode_threads
         if skip_non_reference:
