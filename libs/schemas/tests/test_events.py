@@ -214,6 +214,18 @@ def test_claim_check_needs_exactly_one_of_inline_or_uri() -> None:
     assert ok.segments is None
 
 
+@pytest.mark.parametrize("event_type", [EventType.OCR_COMPLETED, EventType.ASR_COMPLETED])
+def test_by_reference_leaves_out_only_the_inline_part(event_type: EventType) -> None:
+    inline = payloads()[event_type]
+    assert isinstance(inline, OcrCompleted | AsrCompleted)
+    stored = inline.by_reference("gs://results/x.json")
+    assert type(stored) is type(inline)
+    field = "segments" if event_type is EventType.OCR_COMPLETED else "words"
+    assert getattr(inline, field)
+    assert stored.model_dump(exclude={field, "result_uri"}) == inline.model_dump(exclude={field, "result_uri"})
+    assert (getattr(stored, field), stored.result_uri) == (None, "gs://results/x.json")
+
+
 def test_deterministic_event_id() -> None:
     assert deterministic_event_id(JOB, "ocr", "v1") == deterministic_event_id(JOB, "ocr", "v1")
     assert deterministic_event_id(JOB, "ocr", "v1") != deterministic_event_id(JOB, "asr", "v1")

@@ -157,4 +157,4 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.execution_mode is ExecutionMode.CLOUD_RUN_JOB
     assert settings.whisper_model == default_whisper_model()
     assert settings.cpu_threads == 1
-    assert settings.inline_result_max_bytes == 1_000_000
+    assert settings.inline_result_limit_bytes == 1_000_000

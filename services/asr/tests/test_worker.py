@@ -67,7 +67,7 @@ async def test_job_is_transcribed_redelivery_keeps_the_ce_id_and_large_results_u
     results = tmp_path / "results"
     # A 1 KB inline limit forces the claim check with real words.
     settings = AsrSettings(
-        media_root=SAMPLES, results_uri=str(results), inline_result_max_bytes=1024, progress_interval_s=0.5
+        media_root=SAMPLES, results_uri=str(results), inline_result_limit_bytes=1024, progress_interval_s=0.5
     )
     job = job_event(clip.media.as_uri())
 

@@ -30,6 +30,9 @@ class MediaStageSettings(ServiceSettings):
         default="var/results",
         description="Where oversized results go: a local folder, file://… or gs://bucket/prefix.",
     )
+    # Pub/Sub takes 10 MB per message; a result over this travels by claim check (stored, its URI in the event).
+    inline_result_limit_bytes: Annotated[int, Field(ge=1024, le=9_000_000)] = 1_000_000
+    progress_interval_s: Annotated[float, Field(gt=0.0)] = 2.0
 
     # Execution. Jobs handled at once by one worker: engines are not shared between jobs concurrently, so more
     # cores are used through the stage's own parallelism, not through this.

@@ -13,9 +13,10 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from captionqc.media.cloud_run_job import JobDispatcher, job_id_env
 from captionqc.media.settings import MediaStageSettings
@@ -24,7 +25,7 @@ from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.pubsub import EventPublisher
 from captionqc.runtime.stage_events import ProgressRelay, stage_failed_event
-from captionqc.runtime.storage import result_store_from_uri
+from captionqc.runtime.storage import ResultStore, result_store_from_uri
 from captionqc.schemas import (
     AsrCompleted,
     CloudEvent,
@@ -46,6 +47,20 @@ class StageRunner(Generic[ResultT]):
     stage: Stage
     source: str
     completed_type: EventType
+
+    def claim_checked(self, result: ResultT, store: ResultStore, limit_bytes: int) -> ResultT:
+        """``result`` as it is when its JSON fits in ``limit_bytes``; else stored whole and sent by its URI."""
+        body = result.model_dump_json().encode()
+        if len(body) <= limit_bytes:
+            return result
+        # The key depends only on the job and engine, so a redelivered job overwrites the same object.
+        engine_tag = re.sub(r"[^A-Za-z0-9._-]", "-", f"{result.engine.name}-{result.engine.version}")
+        uri = store.put_json(f"{self.stage.value}/{result.tenant}/{result.job_id}/{engine_tag}.json", body)
+        logging.getLogger(f"captionqc.{self.stage.value}.service").info(
+            "result stored by claim check", extra={"bytes": len(body), "result_uri": uri}
+        )
+        # by_reference returns the same model class; mypy sees only the bound union through the TypeVar.
+        return cast(ResultT, result.by_reference(uri))
 
     def completed_event(self, result: ResultT) -> CloudEvent[ResultT]:
         event_id = deterministic_event_id(result.job_id, self.stage.value, result.engine.name, result.engine.version)

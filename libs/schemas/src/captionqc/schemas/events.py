@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -202,6 +202,10 @@ class _ClaimCheck(_StageEvent):
     @classmethod
     def _inline_field(cls) -> str:
         raise NotImplementedError
+
+    def by_reference(self, result_uri: str) -> Self:
+        """This result with its inline part left out and ``result_uri`` naming where all of it is stored."""
+        return self.model_validate({**dict(self), self._inline_field(): None, "result_uri": result_uri})
 
 
 class OcrCompleted(_ClaimCheck):

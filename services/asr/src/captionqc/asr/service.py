@@ -9,8 +9,6 @@ runner's thread pool; with ``pool_size > 1`` the engine work itself runs in the 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,8 +33,6 @@ from captionqc.schemas import (
     Stage,
 )
 
-log = logging.getLogger(__name__)
-
 SOURCE = "//captionqc/asr"
 SUBSCRIPTION = "asr-jobs"
 RUNNER: StageRunner[AsrCompleted] = StageRunner(Stage.ASR, SOURCE, EventType.ASR_COMPLETED)
@@ -58,7 +54,7 @@ def process_job(
         timeout_s=settings.media_download_timeout_s,
     ) as path:
         outcome = transcribe(path, language=job.language, settings=settings, on_progress=on_progress, engine=engine)
-    inline = AsrCompleted(
+    result = AsrCompleted(
         job_id=job.job_id,
         tenant=job.tenant,
         words=outcome.words,
@@ -66,22 +62,7 @@ def process_job(
         engine=outcome.engine,
         stats=outcome.stats,
     )
-    body = inline.model_dump_json().encode()
-    if len(body) <= settings.inline_result_max_bytes:
-        return inline
-    # Claim check: the same model, stored; the key depends only on the job and engine, so a redelivery overwrites.
-    engine_tag = re.sub(r"[^A-Za-z0-9._-]", "-", f"{outcome.engine.name}-{outcome.engine.version}")
-    key = f"asr/{job.tenant}/{job.job_id}/{engine_tag}.json"
-    uri = store.put_json(key, body)
-    log.info("result stored by claim check", extra={"bytes": len(body), "result_uri": uri})
-    return AsrCompleted(
-        job_id=job.job_id,
-        tenant=job.tenant,
-        result_uri=uri,
-        language=job.language,
-        engine=outcome.engine,
-        stats=outcome.stats,
-    )
+    return RUNNER.claim_checked(result, store, settings.inline_result_limit_bytes)
 
 
 @dataclass

@@ -59,5 +59,3 @@ class AsrSettings(MediaStageSettings):
     )
     chunk_slack_s: Annotated[float, Field(ge=0)] = 20.0
     max_media_duration_s: Annotated[float, Field(gt=0)] = 3 * 3600.0
-    inline_result_max_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
-    progress_interval_s: Annotated[float, Field(ge=0)] = 2.0

@@ -8,7 +8,6 @@ runner's pool; the Cloud Run Job entrypoint calls it directly.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,8 +30,6 @@ from captionqc.schemas import (
     OcrCompleted,
     Stage,
 )
-
-log = logging.getLogger(__name__)
 
 SOURCE = "//captionqc/ocr"
 SUBSCRIPTION = "ocr-jobs"
@@ -57,19 +54,10 @@ def process_job(
         outcome = read_captions(
             path, region=job.options.caption_region, settings=settings, on_progress=on_progress, engine=engine
         )
-    inline = OcrCompleted(
+    result = OcrCompleted(
         job_id=job.job_id, tenant=job.tenant, segments=outcome.segments, engine=outcome.engine, stats=outcome.stats
     )
-    body = inline.model_dump_json().encode()
-    if len(body) <= settings.inline_result_limit_bytes:
-        return inline
-    # Claim check: the same model, stored; the key depends only on the job and engine, so a redelivery overwrites.
-    key = f"ocr/{job.tenant}/{job.job_id}/{outcome.engine.name}-{outcome.engine.version}.json"
-    uri = store.put_json(key, body)
-    log.info("result stored by claim check", extra={"bytes": len(body), "result_uri": uri})
-    return OcrCompleted(
-        job_id=job.job_id, tenant=job.tenant, result_uri=uri, engine=outcome.engine, stats=outcome.stats
-    )
+    return RUNNER.claim_checked(result, store, settings.inline_result_limit_bytes)
 
 
 @dataclass

@@ -46,7 +46,3 @@ class OcrSettings(MediaStageSettings):
     engine_threads: Annotated[int, Field(ge=-1, le=64)] = Field(
         default=-1, description="onnxruntime intra-op threads per engine (-1: onnxruntime decides)."
     )
-
-    # Results.
-    inline_result_limit_bytes: Annotated[int, Field(ge=1024, le=9_000_000)] = 1_000_000
-    progress_interval_s: Annotated[float, Field(gt=0.0)] = 2.0
