@@ -264,3 +264,21 @@ def test_a_minute_of_captions_flags_each_injected_typo_once() -> None:
 def test_config_rejects_inconsistent_thresholds() -> None:
     with pytest.raises(ValueError, match="min_confidence"):
         CheckerConfig(min_confidence=0.9, error_threshold=0.8)
+
+
+def test_a_misspelt_word_stays_whole_when_the_speech_was_misheard() -> None:
+    # Whisper heard "neglected" as "elected" on news_council.mp4: the tail "glected" is a near miss of a spoken word,
+    # but the whole word is one letter from "neglected", so the finding names what is on screen.
+    result = run(
+        [caption("Residents say their streets have been negglected for years.", 0.0, 3.5)],
+        spoken("Resident say their streets have been elected for years.", 0.1, 3.4),
+    )
+    f = only(result)
+    assert (f.kind, f.word, f.suggestion) == (CheckKind.MISSPELLING, "negglected", "neglected")
+
+
+def test_two_glued_words_still_split_when_one_is_an_edit_from_a_third() -> None:
+    # "forthe" is one letter from "forth": the spoken "for" + "the" split is still the cheaper reading.
+    text = "Tickets are on sale forthe final match."
+    result = run([caption(text, 0.0, 3.0)], spoken("Tickets are on sale for the final match.", 0.1, 2.9))
+    assert result.findings == []

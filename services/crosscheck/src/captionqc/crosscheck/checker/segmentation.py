@@ -3,7 +3,9 @@
 RapidOCR often drops the gap between caption words, so OCR spacing is never trusted: every alphabetic chunk is
 re-segmented by a small dynamic programme whose pieces are priced by how plausible they are here — a word spoken
 in the caption's time window is cheapest, then a frequent dictionary word, then a near miss of a spoken word (a
-typo inside glued text), and an unknown piece is priced by its length so a misspelled word stays whole.
+typo inside glued text), and an unknown piece is priced by its length so a misspelled word stays whole. A long
+chunk one edit from a common word ("negglected") stays whole unless the split is clearly cheaper: otherwise a
+misheard word ("elected") would make a near miss of its tail ("neg" + "glected") look cheaper than the typo.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from functools import lru_cache
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from captionqc.crosscheck.checker.lexicon import zipf
+from captionqc.crosscheck.checker.lexicon import near_word, zipf
 
 _MAX_PIECE = 24
 _TWO_LETTER_MIN_ZIPF = 4.5
 _MIN_DICT_ZIPF = 2.5
+# A chunk this long that is one edit from a common word costs this much whole: a little more than a near miss of a
+# spoken word, far less than an unknown piece of its length. Shorter chunks are too often two glued short words
+# that happen to be one edit from a third ("tothe" / "tithe").
+_NEAR_WORD_MIN_LEN = 6
+_NEAR_WORD_COST = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,8 @@ def split_glued(chunk: str, vocab: SegmentationVocabulary) -> list[str]:
             if cost < best[end]:
                 best[end] = cost
                 back[end] = start
+    if n >= _NEAR_WORD_MIN_LEN and best[n] > _NEAR_WORD_COST and near_word(lower):
+        return [chunk]
     cuts: list[int] = []
     end = n
     while end > 0:
