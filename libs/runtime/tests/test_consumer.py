@@ -120,6 +120,32 @@ async def test_permanent_error_becomes_failed_event_without_redelivery(
     assert state["backlog"] == 0
 
 
+async def test_a_handler_working_past_several_lease_deadlines_keeps_its_message(
+    pubsub_project: str, publisher: EventPublisher, pubsub_emulator: Any
+) -> None:
+    attempts: list[int] = []
+
+    async def handler(event: CloudEvent[Any], ctx: HandlerContext) -> None:
+        attempts.append(ctx.delivery_attempt)
+        # CPU work runs off the loop: the client's lease thread extends the lease meanwhile.
+        await ctx.run_in_pool(time.sleep, 24)
+
+    runner = ConsumerRunner(
+        project=pubsub_project,
+        source="//captionqc/test",
+        # 10 s leases: without extensions the emulator would redeliver after 10 s (and again after 20 s).
+        routes=[Route("ocr-jobs", handler, lease_extension_s=10)],
+        publisher=publisher,
+        failure_stage=Stage.OCR,
+    )
+    await publisher.publish(job_requested())
+    path = subscription_path(pubsub_project, "ocr-jobs")
+    await run(runner, lambda: pubsub_emulator.subscription_state(path)["acked"] == 1, timeout=60)
+    state = pubsub_emulator.subscription_state(path)
+    assert attempts == [1]
+    assert (state["delivered"], state["acked"], state["backlog"]) == (1, 1, 0)
+
+
 @pytest.mark.parametrize(
     ("data", "attributes", "reason"),
     [

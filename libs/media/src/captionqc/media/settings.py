@@ -37,6 +37,11 @@ class MediaStageSettings(ServiceSettings):
     # Execution. Jobs handled at once by one worker: engines are not shared between jobs concurrently, so more
     # cores are used through the stage's own parallelism, not through this.
     execution_mode: ExecutionMode = ExecutionMode.INLINE
+    max_lease_s: Annotated[float, Field(ge=60.0, le=24 * 3600.0)] = Field(
+        default=4 * 3600.0,
+        description="How long one inline job may hold its message (the client extends the lease meanwhile); "
+        "work that may take longer belongs in execution_mode=cloud_run_job.",
+    )
     worker_threads: Annotated[int, Field(ge=1, le=64)] = 1
     cloud_run_job_name: str | None = Field(default=None, description="The Cloud Run Job started per job.")
     cloud_run_region: str | None = None

@@ -89,6 +89,12 @@ class Route:
     handler: Handler | RawHandler
     # Flow control per subscription: at most this many messages leased and in the handler at once.
     max_messages: int = 4
+    # While a handler works the client keeps extending its message's lease, for at most this long; past it
+    # Pub/Sub redelivers the message. A route whose work can last longer than the client's one hour says so.
+    max_lease_s: float = 3600.0
+    # The longest single extension: it bounds how long a dead worker's message waits before it is redelivered.
+    # 0 lets the client choose (its 99th percentile of ack latency, 10..600 s).
+    lease_extension_s: int = 0
     # True: ``handler`` is a `RawHandler`; no decoding, no dead-lettering. A `PermanentError` is logged and the
     # message acked (there is nowhere further to send it); anything else is nacked as usual.
     raw: bool = False
@@ -185,7 +191,11 @@ class ConsumerRunner:
             future = self._subscriber.subscribe(
                 path,
                 callback=functools.partial(self._on_message, route),
-                flow_control=pubsub_v1.types.FlowControl(max_messages=route.max_messages),
+                flow_control=pubsub_v1.types.FlowControl(
+                    max_messages=route.max_messages,
+                    max_lease_duration=route.max_lease_s,
+                    max_duration_per_lease_extension=route.lease_extension_s,
+                ),
                 await_callbacks_on_shutdown=True,
             )
             self._futures.append(future)

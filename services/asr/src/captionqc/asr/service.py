@@ -116,7 +116,14 @@ async def worker_setup(settings: AsrSettings, publisher: EventPublisher) -> Asyn
     engine = service.engine
     try:
         yield WorkerSetup(
-            routes=[Route(SUBSCRIPTION, service.handle_job_requested, max_messages=settings.worker_threads)]
+            routes=[
+                Route(
+                    SUBSCRIPTION,
+                    service.handle_job_requested,
+                    max_messages=settings.worker_threads,
+                    max_lease_s=settings.max_lease_s,
+                )
+            ]
         )
     finally:
         if isinstance(engine, ProcessPoolEngine):

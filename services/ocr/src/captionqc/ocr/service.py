@@ -99,4 +99,13 @@ def build_service(settings: OcrSettings, *, engine: OcrEngine | None = None) -> 
 async def worker_setup(settings: OcrSettings, publisher: EventPublisher) -> AsyncIterator[WorkerSetup]:
     """The worker's resources for its lifetime: the engine (loaded once, off the loop) and the route."""
     service = await asyncio.to_thread(build_service, settings)
-    yield WorkerSetup(routes=[Route(SUBSCRIPTION, service.handle_job_requested, max_messages=settings.worker_threads)])
+    yield WorkerSetup(
+        routes=[
+            Route(
+                SUBSCRIPTION,
+                service.handle_job_requested,
+                max_messages=settings.worker_threads,
+                max_lease_s=settings.max_lease_s,
+            )
+        ]
+    )
