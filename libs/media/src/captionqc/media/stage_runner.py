@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from captionqc.media.cloud_run_job import JobDispatcher, job_id_env
 from captionqc.media.settings import MediaStageSettings
-from captionqc.runtime.consumer import HandlerContext
+from captionqc.runtime.consumer import Handler, HandlerContext, Route
 from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.pubsub import EventPublisher
@@ -47,6 +47,11 @@ class StageRunner(Generic[ResultT]):
     stage: Stage
     source: str
     completed_type: EventType
+
+    def job_route(self, subscription: str, handler: Handler, settings: MediaStageSettings) -> Route:
+        """The worker's route for ``job.requested``: a job per worker thread, each keeping its message's lease for
+        up to ``max_lease_s``."""
+        return Route(subscription, handler, max_messages=settings.worker_threads, max_lease_s=settings.max_lease_s)
 
     def claim_checked(self, result: ResultT, store: ResultStore, limit_bytes: int) -> ResultT:
         """``result`` as it is when its JSON fits in ``limit_bytes``; else stored whole and sent by its URI."""

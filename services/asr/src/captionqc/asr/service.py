@@ -22,7 +22,7 @@ from captionqc.asr.stage import transcribe
 from captionqc.media.settings import ExecutionMode
 from captionqc.media.source import open_media
 from captionqc.media.stage_runner import StageRunner
-from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
+from captionqc.runtime.consumer import HandlerContext, WorkerSetup
 from captionqc.runtime.pubsub import EventPublisher
 from captionqc.runtime.storage import ResultStore, result_store_from_uri
 from captionqc.schemas import (
@@ -115,16 +115,7 @@ async def worker_setup(settings: AsrSettings, publisher: EventPublisher) -> Asyn
     service = await asyncio.to_thread(build_service, settings)
     engine = service.engine
     try:
-        yield WorkerSetup(
-            routes=[
-                Route(
-                    SUBSCRIPTION,
-                    service.handle_job_requested,
-                    max_messages=settings.worker_threads,
-                    max_lease_s=settings.max_lease_s,
-                )
-            ]
-        )
+        yield WorkerSetup(routes=[RUNNER.job_route(SUBSCRIPTION, service.handle_job_requested, settings)])
     finally:
         if isinstance(engine, ProcessPoolEngine):
             await asyncio.to_thread(engine.close)

@@ -20,7 +20,7 @@ from captionqc.ocr.dispatch import JobDispatcher, dispatcher_for
 from captionqc.ocr.engine import OcrEngine, engine_for
 from captionqc.ocr.settings import OcrSettings
 from captionqc.ocr.stage import ProgressCallback, read_captions
-from captionqc.runtime.consumer import HandlerContext, Route, WorkerSetup
+from captionqc.runtime.consumer import HandlerContext, WorkerSetup
 from captionqc.runtime.pubsub import EventPublisher
 from captionqc.runtime.storage import ResultStore, result_store_from_uri
 from captionqc.schemas import (
@@ -99,13 +99,4 @@ def build_service(settings: OcrSettings, *, engine: OcrEngine | None = None) -> 
 async def worker_setup(settings: OcrSettings, publisher: EventPublisher) -> AsyncIterator[WorkerSetup]:
     """The worker's resources for its lifetime: the engine (loaded once, off the loop) and the route."""
     service = await asyncio.to_thread(build_service, settings)
-    yield WorkerSetup(
-        routes=[
-            Route(
-                SUBSCRIPTION,
-                service.handle_job_requested,
-                max_messages=settings.worker_threads,
-                max_lease_s=settings.max_lease_s,
-            )
-        ]
-    )
+    yield WorkerSetup(routes=[RUNNER.job_route(SUBSCRIPTION, service.handle_job_requested, settings)])
