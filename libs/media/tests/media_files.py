@@ -53,3 +53,24 @@ def corrupt(tmp: Path) -> Path:
     path = tmp / "corrupt.mp4"
     path.write_bytes(sample_clips()[0].read_bytes()[:20_000])
     return path
+
+
+def audio_with_cover_art(tmp: Path) -> Path:
+    """An audio file that carries a cover picture: a one-frame "video" stream marked ``attached_pic``."""
+    path = tmp / "with_cover.mp4"
+    with av.open(str(audio_only(tmp))) as src, av.open(str(path), "w") as out:
+        audio_in = src.streams.audio[0]
+        audio_out = out.add_stream_from_template(audio_in)
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 48, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24")
+        for packet in cover.encode(picture.reformat(format="yuvj420p")):
+            out.mux(packet)
+        for packet in cover.encode(None):
+            out.mux(packet)
+        for packet in src.demux(audio_in):
+            if packet.dts is not None:
+                packet.stream = audio_out
+                out.mux(packet)
+    return path

@@ -15,7 +15,7 @@ from captionqc.media.testing import with_undecodable_stream
 from captionqc.media.video import BOTTOM_THIRD, region_pixels, sample_frames
 from captionqc.schemas import FailureReason, RegionHint
 
-from .media_files import audio_only, corrupt, sample_clips, truth_of
+from .media_files import audio_only, audio_with_cover_art, corrupt, sample_clips, truth_of
 
 CLIPS = sample_clips()
 
@@ -95,6 +95,18 @@ def test_a_stream_no_decoder_knows_fails_only_what_needs_it(kind: Literal["audio
         assert next(sample_frames(path, fps=2)).image.shape == (240, 1280, 3)
         with pytest.raises(UnsupportedCodec):
             decode_audio(path)
+
+
+def test_cover_art_is_not_a_video_stream(tmp_path: Path) -> None:
+    path = audio_with_cover_art(tmp_path)
+    info = probe(path)
+    assert info.video is None
+    with pytest.raises(NoVideoStream):
+        info.require_video()
+    assert info.require_audio().codec == "aac"
+    # The frame sampler picks streams the way the probe does: it never OCRs the cover picture.
+    with pytest.raises(NoVideoStream):
+        next(sample_frames(path, fps=2))
 
 
 def test_region_defaults_to_the_bottom_third() -> None:

@@ -114,12 +114,16 @@ def probe(path: Path, *, max_duration_s: float | None = None) -> MediaInfo:
     return MediaInfo(path=path, container=container_name, duration_s=duration_s, video=video, audio=audio)
 
 
-def _video_info(container: av.container.InputContainer) -> VideoStreamInfo | None:
+def picture_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first video stream that moves, or None."""
     # Cover art in an audio file is a "video" stream of one picture: it holds no captions, so it is ignored.
-    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    if not streams:
+    return next((s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic), None)
+
+
+def _video_info(container: av.container.InputContainer) -> VideoStreamInfo | None:
+    stream = picture_stream(container)
+    if stream is None:
         return None
-    stream = streams[0]
     codec = decoder_name(stream)
     if codec is None:
         return VideoStreamInfo(index=stream.index, codec=None, width=0, height=0, fps=None)

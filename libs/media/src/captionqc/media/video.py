@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from captionqc.media.errors import MediaUnreadable, NoVideoStream, UnsupportedCodec
-from captionqc.media.probe import UNDECODABLE, decoder_name, open_container
+from captionqc.media.probe import UNDECODABLE, decoder_name, open_container, picture_stream
 from captionqc.schemas import RegionHint
 
 # Broadcast captions sit in the lower third unless the job says otherwise.
@@ -70,9 +70,9 @@ def sample_frames(
         raise ValueError("fps must be positive")
     container = open_container(path)
     try:
-        if not container.streams.video:
+        stream = picture_stream(container)
+        if stream is None:
             raise NoVideoStream()
-        stream = container.streams.video[0]
         if decoder_name(stream) is None:
             raise UnsupportedCodec(UNDECODABLE.format(kind="video"))
         stream.thread_type = "AUTO"
