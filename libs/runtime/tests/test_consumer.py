@@ -43,11 +43,13 @@ async def run(runner: ConsumerRunner, until: Callable[[], bool], timeout: float 
         await runner.stop()
 
 
-def make_runner(project: str, publisher: EventPublisher, handler: Any, **kw: Any) -> ConsumerRunner:
+def make_runner(
+    project: str, publisher: EventPublisher, handler: Any, *, lease_extension_s: int = 0, **kw: Any
+) -> ConsumerRunner:
     return ConsumerRunner(
         project=project,
         source="//captionqc/test",
-        routes=[Route("ocr-jobs", handler)],
+        routes=[Route("ocr-jobs", handler, lease_extension_s=lease_extension_s)],
         publisher=publisher,
         failure_stage=Stage.OCR,
         **kw,
@@ -130,14 +132,8 @@ async def test_a_handler_working_past_several_lease_deadlines_keeps_its_message(
         # CPU work runs off the loop: the client's lease thread extends the lease meanwhile.
         await ctx.run_in_pool(time.sleep, 24)
 
-    runner = ConsumerRunner(
-        project=pubsub_project,
-        source="//captionqc/test",
-        # 10 s leases: without extensions the emulator would redeliver after 10 s (and again after 20 s).
-        routes=[Route("ocr-jobs", handler, lease_extension_s=10)],
-        publisher=publisher,
-        failure_stage=Stage.OCR,
-    )
+    # 10 s leases: without extensions the emulator would redeliver after 10 s (and again after 20 s).
+    runner = make_runner(pubsub_project, publisher, handler, lease_extension_s=10)
     await publisher.publish(job_requested())
     path = subscription_path(pubsub_project, "ocr-jobs")
     await run(runner, lambda: pubsub_emulator.subscription_state(path)["acked"] == 1, timeout=60)

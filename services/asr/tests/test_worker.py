@@ -162,9 +162,5 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
         assert words in event.data.message, (uri, event.data.message)
     state = pubsub_emulator.subscription_state(subscription_path(pubsub_project, SUBSCRIPTION))
     # Each job delivered once and acked: no redelivery loop, nothing dead-lettered.
-    assert (state["delivered"], state["acked"], state["backlog"], state["dead_lettered"]) == (
-        len(jobs),
-        len(jobs),
-        0,
-        0,
-    )
+    n = len(jobs)
+    assert (state["delivered"], state["acked"], state["backlog"], state["dead_lettered"]) == (n, n, 0, 0)

@@ -176,10 +176,6 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
     state = pubsub_emulator.subscription_state(subscription_path(pubsub_project, SUBSCRIPTION))
     dead = pubsub_emulator.subscription_state(subscription_path(pubsub_project, "status-dead-letter"))
     # Each job delivered once and acked: no redelivery loop, nothing dead-lettered.
-    assert (state["delivered"], state["acked"], state["backlog"], state["dead_lettered"]) == (
-        len(jobs),
-        len(jobs),
-        0,
-        0,
-    )
+    n = len(jobs)
+    assert (state["delivered"], state["acked"], state["backlog"], state["dead_lettered"]) == (n, n, 0, 0)
     assert dead["backlog"] == dead["delivered"] == 0

@@ -44,7 +44,7 @@ def warm_up() -> None:
     _correction_words()
 
 
-def edits1(word: str) -> set[str]:
+def _edits1(word: str) -> set[str]:
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
     deletes = [a + b[1:] for a, b in splits if b]
     transposes = [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
@@ -55,13 +55,13 @@ def edits1(word: str) -> set[str]:
 
 def near_word(word: str, min_zipf: float = 3.0) -> bool:
     """Whether ``word`` is one edit (a letter dropped, doubled, swapped or changed) from a common word."""
-    return any(zipf(c) >= min_zipf for c in edits1(word) if c != word)
+    return any(zipf(c) >= min_zipf for c in _edits1(word) if c != word)
 
 
 def best_correction(word: str, extra: Iterable[str] = (), min_zipf: float = 3.0) -> str | None:
     """The most frequent word one edit away (then two), or None. ``extra`` adds glossary terms as candidates."""
     extras = {e.lower() for e in extra}
-    candidates = [c for c in edits1(word) if c != word and (zipf(c) >= min_zipf or c in extras)]
+    candidates = [c for c in _edits1(word) if c != word and (zipf(c) >= min_zipf or c in extras)]
     if candidates:
         return max(candidates, key=lambda c: (c in extras, zipf(c)))
     words, zipfs = _correction_words()
