@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -93,12 +92,6 @@ def client_main(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------- the orchestrator
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_http(url: str, timeout: float) -> None:
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
@@ -125,6 +118,7 @@ def main() -> int:
     if args.client:
         return client_main(args)
 
+    from captionqc.devstack.stack import free_port
     from captionqc.gateway.migrate import migrate
     from captionqc.pubsub_emulator.testing import start_emulator
     from captionqc.runtime.http.auth import mint_local_token
@@ -142,7 +136,7 @@ def main() -> int:
         with start_emulator() as emulator:
             os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
             apply_topology(project)
-            port = _free_port()
+            port = free_port()
             env = {
                 **os.environ,
                 "CAPTIONQC_GATEWAY_DATABASE_URL": url,

@@ -32,7 +32,7 @@ import httpx
 
 from captionqc.cli.client import CaptionqcClient
 from captionqc.devstack.logview import LogPrinter
-from captionqc.devstack.stack import Ports, Stack, free_port, running_stack
+from captionqc.devstack.stack import Stack, free_ports, running_stack
 from captionqc.schemas import EventType
 from captionqc.schemas.api import JobCreate
 from captionqc.schemas.status_api import JobState, JobView
@@ -152,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     import tempfile
 
-    ports = Ports(**{name: free_port() for name in vars(Ports())})
+    ports = free_ports()
     with (
         tempfile.TemporaryDirectory(prefix="captionqc-bench-") as var,
         running_stack(var=Path(var), ports=ports, fixed_ports=True, printer=LogPrinter(min_level="ERROR")) as stack,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from captionqc.devstack.logview import LogPrinter
-from captionqc.devstack.stack import Ports, Stack, free_port, running_stack
+from captionqc.devstack.stack import Stack, free_ports, running_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "samples"
@@ -20,7 +20,7 @@ SAMPLES = REPO_ROOT / "samples"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One running system for the e2e tests, on free ports, with its state in a throwaway folder."""
     var = tmp_path_factory.mktemp("stack-var")
-    ports = Ports(**{name: free_port() for name in vars(Ports())})
+    ports = free_ports()
     printer = LogPrinter(min_level="WARNING")
     with running_stack(var=var, ports=ports, fixed_ports=True, printer=printer) as running:
         yield running

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +40,6 @@ class Ports:
     asr: int = 8092
     crosscheck: int = 8093
     pubsub: int = 8085
-    pubsub_admin: int = 8086
 
 
 @dataclass
@@ -95,17 +94,48 @@ def port_free(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Where a picked port is safe from the kernel. Ports in the ephemeral range go to every outgoing connection and
+# every bind to port 0, so one checked free there can be taken again before the service binds it (a CI run lost
+# crosscheck's health port that way, to one of the stack's own PostgreSQL connections). Below the range only a
+# process that names the port can take it.
+_LISTEN_FLOOR = 10000
+_EPHEMERAL_FALLBACK = (32768, 60999)
+
+
+def ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> tuple[int, int]:
+    """The kernel's range for outgoing connections and port-0 binds (Linux's default where it cannot be read)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return _EPHEMERAL_FALLBACK
+    return low, high
+
+
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port free on 127.0.0.1 now, not in ``avoid``, and outside the ephemeral range so no connection takes it."""
+    low, high = ephemeral_range()
+    candidates: list[int] = [*range(_LISTEN_FLOOR, low), *range(high + 1, 65536)]
+    for _ in range(200 if candidates else 0):
+        port = candidates[secrets.randbelow(len(candidates))]
+        if port not in avoid and port_free(port):
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 outside the ephemeral range {low}-{high}")
+
+
+def free_ports() -> Ports:
+    """A distinct free port for every part of the stack (tests and benches run beside whatever else is up)."""
+    chosen: list[int] = []
+    for _name in vars(Ports()):
+        chosen.append(free_port(avoid=chosen))
+    return Ports(*chosen)
 
 
 def pick_ports(preferred: Ports, *, fixed: bool) -> Ports:
     """The usual ports when free (or when ``fixed``); otherwise free ones, so a second stack can run beside."""
-    values = {}
+    values: dict[str, int] = {}
     for name, port in vars(preferred).items():
-        values[name] = port if fixed or port_free(port) else free_port()
+        taken = values.values()
+        values[name] = port if fixed or (port_free(port) and port not in taken) else free_port(avoid=[*taken])
     return Ports(**values)
 
 
