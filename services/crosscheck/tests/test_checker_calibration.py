@@ -77,6 +77,17 @@ def test_real_word_disagreement_follows_asr_confidence(asr: float, reported: boo
     assert ((CheckKind.WRONG_WORD, "fit") in findings(result)) is reported
 
 
+@pytest.mark.parametrize("asr", [0.02, 0.13, 0.5, 0.99])
+def test_a_non_word_is_reported_however_unsure_the_asr_was_of_its_twin(asr: float) -> None:
+    # Whisper gave a clip's first word "Drivers" confidence 0.13: the match cannot make "Drrivers" less of a
+    # misspelling than the dictionary alone says it is.
+    words = spoken("Drivers have been told to expect queues.", 0, 3, low={"Drivers": asr})
+    f = candidate(run("Drrivers have been told to expect queues.", words), "Drrivers")
+    assert (f.kind, f.suggestion) == (CheckKind.MISSPELLING, "Drivers")
+    alone = candidate(run("Drrivers have been told to expect queues.", [], config=EVERYTHING), "Drrivers")
+    assert f.confidence >= alone.confidence
+
+
 def test_metaphone_lookalikes_count_less_than_listed_homophones() -> None:
     look = candidate(run("Fourteen fit players.", spoken("Fourteen foot players.", 0, 3), config=EVERYTHING), "fit")
     homo = candidate(run("A weak of rain.", spoken("A week of rain.", 0, 3), config=EVERYTHING), "weak")

@@ -57,6 +57,23 @@ def test_misspelling_suggests_the_spoken_word() -> None:
     assert f.end_s == 3.0
 
 
+@pytest.mark.parametrize(
+    ("shown", "said", "word", "suggestion"),
+    [
+        # Whisper capitalises "City Council"; the caption does not.
+        ("The city conucil met.", "The City Council met.", "conucil", "council"),
+        ("Opposiition members left.", "opposition members left.", "Opposiition", "Opposition"),
+        ("OPPOSIITION MEMBERS LEFT.", "Opposition members left.", "OPPOSIITION", "OPPOSITION"),
+        ("Their going home.", "they're going home.", "Their", "They're"),
+        # Inner capitals are the speller's own.
+        ("Lunch at mcdonlds today.", "Lunch at McDonalds today.", "mcdonlds", "McDonalds"),
+    ],
+)
+def test_suggestion_takes_the_captions_case(shown: str, said: str, word: str, suggestion: str) -> None:
+    f = only(run([caption(shown, 0.0, 3.0)], spoken(said, 0, 3)))
+    assert (f.word, f.suggestion) == (word, suggestion)
+
+
 def test_wrong_word_close_in_spelling() -> None:
     f = only(run([caption("A letter form the mayor.", 0, 2)], spoken("A letter from the mayor.", 0, 2)))
     assert (f.kind, f.word, f.suggestion) == (CheckKind.WRONG_WORD, "form", "from")

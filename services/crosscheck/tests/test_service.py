@@ -193,7 +193,7 @@ async def test_any_order_gives_one_completed(
     flagged = {f.word: f for f in completed.findings}
     assert "Tuesdya" in flagged
     assert flagged["Tuesdya"].kind is CheckKind.MISSPELLING
-    assert flagged["Tuesdya"].suggestion == "tuesday"
+    assert flagged["Tuesdya"].suggestion == "Tuesday"  # the dictionary's word, in the caption's case
     assert "Okonkwo" not in flagged  # glossary term from the job's options
 
 

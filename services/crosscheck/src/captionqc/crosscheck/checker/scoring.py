@@ -201,9 +201,26 @@ def _neighbours(tokens: Sequence[Token], by_caption: dict[int, list[Token]]) -> 
     return prev, nxt
 
 
+def in_caption_case(shown: str, suggestion: str) -> str:
+    """The suggestion cased the way the caption cases the word it replaces.
+
+    The ASR capitalises by its own guess ("City Council" for the caption's "city conucil") and the dictionary
+    lowercases everything ("tuesday"): the reviewer wants the caption's word with its spelling mended, no more.
+    A suggestion with inner capitals ("McDonald") is the speller's own and stays as it is."""
+    letters = [ch for ch in shown if ch.isalpha()]
+    if not letters or not suggestion[:1].isalpha() or suggestion[1:] != suggestion[1:].lower():
+        return suggestion
+    if len(letters) > 1 and all(ch.isupper() for ch in letters):
+        return suggestion.upper()
+    first = suggestion[0].upper() if letters[0].isupper() else suggestion[0].lower()
+    return first + suggestion[1:]
+
+
 def _caption_candidate(
     tok: Token, kind: CheckKind, suggestion: str | None, conf: float, evidence: Evidence
 ) -> Candidate:
+    if suggestion:
+        suggestion = in_caption_case(tok.raw, suggestion)
     return Candidate(
         kind, tok.caption, tok.position, tok.start_s, tok.end_s, tok.raw, suggestion, _r(min(1.0, conf)), evidence
     )
@@ -292,10 +309,14 @@ def score_pair(
     spoken_real = zs >= config.real_word_zipf or _known_variant(sk, config)
     evidence["caption_is_word"] = caption_real
     if not caption_real:
+        # The dictionary's doubt stands on its own: a word the ASR was unsure of (often a clip's first word)
+        # can only add to it, never take it away.
+        dictionary = _dictionary_confidence(c)
         if close and spoken_real:
-            return _caption_candidate(c, CheckKind.MISSPELLING, s.raw, 0.97 * factor * misread, evidence)
+            conf = max(0.97 * factor, dictionary)
+            return _caption_candidate(c, CheckKind.MISSPELLING, s.raw, conf * misread, evidence)
         suggestion = s.raw if close else best_correction(ck, vocab.glossary_terms)
-        conf = 0.7 * factor if close else _dictionary_confidence(c)
+        conf = max(0.7 * factor, dictionary) if close else dictionary
         if _name_like(c) and not spoken_real:
             conf *= 0.6
         return _caption_candidate(c, CheckKind.MISSPELLING, suggestion, conf * misread, evidence)
