@@ -96,8 +96,8 @@ def port_free(port: int) -> bool:
 
 # Where a picked port is safe from the kernel. Ports in the ephemeral range go to every outgoing connection and
 # every bind to port 0, so one checked free there can be taken again before the service binds it (a CI run lost
-# crosscheck's health port that way, to one of the stack's own PostgreSQL connections). Below the range only a
-# process that names the port can take it.
+# crosscheck's health port that way, while the stack was opening loopback connections to PostgreSQL and the
+# emulator). Below the range only a process that names the port can take it.
 _LISTEN_FLOOR = 10000
 _EPHEMERAL_FALLBACK = (32768, 60999)
 
