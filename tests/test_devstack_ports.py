@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from captionqc.devstack.stack import Ports, ephemeral_range, free_ports, pick_ports, port_free
+from captionqc.devstack.logview import LogPrinter
+from captionqc.devstack.stack import (
+    Ports,
+    Service,
+    Stack,
+    StackPaths,
+    ephemeral_range,
+    free_ports,
+    pick_ports,
+    port_free,
+)
 
 
 @pytest.fixture
@@ -54,3 +66,17 @@ def test_ephemeral_range_is_read_from_the_kernel_file(tmp_path: Path) -> None:
     table.write_text("40000\t50000\n")
     assert ephemeral_range(table) == (40000, 50000)
     assert ephemeral_range(tmp_path / "missing") == (32768, 60999)
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_a_service_that_dies_at_start_says_when_its_port_is_taken(tmp_path: Path, held_port: int, held: bool) -> None:
+    port = held_port if held else free_ports().gateway
+    stack = Stack(StackPaths(tmp_path), free_ports(), LogPrinter(), "secret", tmp_path / "spans.jsonl")
+    service = Service("crosscheck", [sys.executable, "-c", "raise SystemExit(3)"], port, {})
+    service.process = subprocess.Popen(service.argv)
+    service.process.wait(timeout=30)
+    stack.services["crosscheck"] = service
+    with pytest.raises(RuntimeError) as failure:
+        stack.wait_healthy(timeout_s=5)
+    assert str(failure.value).startswith("crosscheck exited with code 3 while starting")
+    assert (f"port {port} is held by another process" in str(failure.value)) is held

@@ -143,10 +143,20 @@ def pick_ports(preferred: Ports, *, fixed: bool) -> Ports:
 class Service:
     name: str
     argv: list[str]
-    health_url: str
+    port: int
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     reader: threading.Thread | None = None
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/healthz"
+
+
+def _port_hint(service: Service) -> str:
+    """Why a service may have died at start: its port is held by some other process."""
+    held = not port_free(service.port)
+    return f" (port {service.port} is held by another process; try again, or free it)" if held else ""
 
 
 @dataclass
@@ -212,7 +222,7 @@ class Stack:
         prefix = f"CAPTIONQC_{name.upper()}_"
         env = {**os.environ, **self.service_env(prefix, name, port), "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONASYNCIODEBUG", None)
-        service = Service(name, argv, f"http://127.0.0.1:{port}/healthz", env)
+        service = Service(name, argv, port, env)
         service.process = subprocess.Popen(
             argv,
             env=env,
@@ -248,9 +258,7 @@ class Stack:
                 old.reader.join(timeout=2)
             if old.process.stdout is not None:
                 old.process.stdout.close()
-        prefix = f"CAPTIONQC_{name.upper()}_"
-        port = int(old.env[f"{prefix}HEALTH_PORT"])
-        self.start_service(name, old.argv, port)
+        self.start_service(name, old.argv, old.port)
         self.wait_healthy(timeout_s, names=[name])
 
     def wait_healthy(
@@ -267,7 +275,9 @@ class Stack:
                 for name, service in list(pending.items()):
                     assert service.process is not None
                     if service.process.poll() is not None:
-                        raise RuntimeError(f"{name} exited with code {service.process.returncode} while starting")
+                        raise RuntimeError(
+                            f"{name} exited with code {service.process.returncode} while starting" + _port_hint(service)
+                        )
                     with suppress(httpx.HTTPError):
                         if client.get(service.health_url).status_code == 200:
                             del pending[name]
