@@ -17,6 +17,7 @@ from captionqc.devstack.stack import (
     Stack,
     StackPaths,
     ephemeral_range,
+    free_port,
     free_ports,
     pick_ports,
     port_free,
@@ -70,7 +71,7 @@ def test_ephemeral_range_is_read_from_the_kernel_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("held", [True, False])
 def test_a_service_that_dies_at_start_says_when_its_port_is_taken(tmp_path: Path, held_port: int, held: bool) -> None:
-    port = held_port if held else free_ports().gateway
+    port = held_port if held else free_port()
     stack = Stack(StackPaths(tmp_path), free_ports(), LogPrinter(), "secret", tmp_path / "spans.jsonl")
     service = Service("crosscheck", [sys.executable, "-c", "raise SystemExit(3)"], port, {})
     service.process = subprocess.Popen(service.argv)

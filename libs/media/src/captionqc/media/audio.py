@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from captionqc.media.errors import MediaTooLong, MediaUnreadable, NoAudioStream, UnsupportedCodec
-from captionqc.media.probe import UNDECODABLE, decoder_name, ffmpeg_reason, open_container
+from captionqc.media.probe import decoder_name, ffmpeg_reason, open_container
 
 SAMPLE_RATE = 16_000
 
@@ -98,7 +98,7 @@ def _audio_stream(container: av.container.InputContainer, path: Path) -> av.audi
         raise NoAudioStream(f"{path.name} has no audio stream, so there is no speech to transcribe")
     stream = container.streams.audio[0]
     if decoder_name(stream) is None:
-        raise UnsupportedCodec(UNDECODABLE.format(kind="audio"))
+        raise UnsupportedCodec("audio")
     return stream
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from captionqc.runtime.errors import PermanentError, TransientError
 from captionqc.schemas import FailureReason
 
@@ -43,8 +45,10 @@ class MediaTooLong(PermanentMediaError):
 
 
 class UnsupportedCodec(PermanentMediaError):
-    def __init__(self, message: str) -> None:
-        super().__init__(FailureReason.UNSUPPORTED_CODEC, message)
+    """FFmpeg has no decoder for the ``kind`` stream a stage needs."""
+
+    def __init__(self, kind: Literal["audio", "video"]) -> None:
+        super().__init__(FailureReason.UNSUPPORTED_CODEC, f"the {kind} stream uses a codec this service cannot decode")
 
 
 class MediaUriRejected(PermanentMediaError):

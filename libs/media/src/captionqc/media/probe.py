@@ -18,9 +18,6 @@ from captionqc.media.errors import (
     UnsupportedCodec,
 )
 
-# The message of `UnsupportedCodec` when FFmpeg has no decoder for the stream a stage needs.
-UNDECODABLE = "the {kind} stream uses a codec this service cannot decode"
-
 
 @dataclass(frozen=True)
 class VideoStreamInfo:
@@ -53,7 +50,7 @@ class MediaInfo:
         if self.video is None:
             raise NoVideoStream()
         if self.video.codec is None:
-            raise UnsupportedCodec(UNDECODABLE.format(kind="video"))
+            raise UnsupportedCodec("video")
         return self.video
 
     def require_audio(self) -> AudioStreamInfo:
@@ -61,7 +58,7 @@ class MediaInfo:
         if self.audio is None:
             raise NoAudioStream()
         if self.audio.codec is None:
-            raise UnsupportedCodec(UNDECODABLE.format(kind="audio"))
+            raise UnsupportedCodec("audio")
         return self.audio
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from captionqc.media.errors import MediaUnreadable, NoVideoStream, UnsupportedCodec
-from captionqc.media.probe import UNDECODABLE, decoder_name, open_container, picture_stream
+from captionqc.media.probe import decoder_name, open_container, picture_stream
 from captionqc.schemas import RegionHint
 
 # Broadcast captions sit in the lower third unless the job says otherwise.
@@ -74,7 +74,7 @@ def sample_frames(
         if stream is None:
             raise NoVideoStream()
         if decoder_name(stream) is None:
-            raise UnsupportedCodec(UNDECODABLE.format(kind="video"))
+            raise UnsupportedCodec("video")
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decode_threads
         if skip_non_reference:
