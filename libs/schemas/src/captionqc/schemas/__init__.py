@@ -41,6 +41,7 @@ from captionqc.schemas.events import (
     failed_type,
     progress_type,
 )
+from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.topology import (
     EVENT_TOPICS,
     TOPOLOGY,
@@ -75,6 +76,7 @@ __all__ = [
     "MediaRef",
     "OcrCompleted",
     "OcrStats",
+    "Refusal",
     "RegionHint",
     "Severity",
     "Stage",
