@@ -15,6 +15,9 @@ from captionqc.schemas.events import EventType
 
 
 class TopicName:
+    # The one topic outside publishers may write to: authenticated job requests from upstream systems.
+    INTAKE = "intake"
+    # Internal topics: only their producer's service account may publish (see EVENT_TOPICS and the Terraform).
     JOBS = "jobs"
     OCR_RESULTS = "ocr-results"
     ASR_RESULTS = "asr-results"
@@ -82,6 +85,10 @@ EVENT_TOPICS: dict[EventType, str] = {
     EventType.CROSSCHECK_FAILED: TopicName.FINDINGS,
 }
 
+# What upstream systems publish on the intake topic: a job request, authenticated by the gateway before it
+# becomes the internal ``job.requested`` on ``jobs``.
+INTAKE_TYPES: frozenset[EventType] = frozenset({EventType.JOB_REQUESTED})
+
 _DAY = 24 * 3600
 # Retries back off from 2 s to 2 min; after 5 attempts a message is dead-lettered rather than retried forever.
 _RETRY = RetryPolicy(minimum_backoff_s=2, maximum_backoff_s=120)
@@ -104,6 +111,7 @@ def _sub(
 
 TOPOLOGY = Topology(
     topics=[
+        TopicSpec(name=TopicName.INTAKE, message_retention_s=7 * _DAY),
         TopicSpec(name=TopicName.JOBS, message_retention_s=7 * _DAY),
         TopicSpec(name=TopicName.OCR_RESULTS, message_retention_s=7 * _DAY),
         TopicSpec(name=TopicName.ASR_RESULTS, message_retention_s=7 * _DAY),
@@ -112,6 +120,10 @@ TOPOLOGY = Topology(
         TopicSpec(name=TopicName.DEAD_LETTER, message_retention_s=31 * _DAY),
     ],
     subscriptions=[
+        # The gateway authenticates each intake message and turns it into a job, as POST /v1/jobs does.
+        _sub("gateway-intake", TopicName.INTAKE, "gateway"),
+        # ... and learns from the findings topic which jobs have finished, for the jobs-in-flight quota.
+        _sub("gateway-findings", TopicName.FINDINGS, "gateway"),
         # OCR and ASR each have their own subscription to the jobs topic: both get every job, in parallel.
         # Their handlers run for minutes; the client keeps extending the lease, so the deadline stays short
         # and a crashed worker's job is handed on quickly.
@@ -130,3 +142,12 @@ TOPOLOGY = Topology(
         _sub("status-dead-letter", TopicName.DEAD_LETTER, "status", dead_letter=False),
     ],
 )
+
+
+def accepted_types(subscription: str, topology: Topology = TOPOLOGY) -> frozenset[EventType]:
+    """The event types a subscription may carry: those its topic's producers publish. Anything else on it is a
+    forgery or a bug, and is dead-lettered as ``unexpected_type`` without reaching a handler."""
+    topic = topology.subscription(subscription).topic
+    if topic == TopicName.INTAKE:
+        return INTAKE_TYPES
+    return frozenset(t for t, name in EVENT_TOPICS.items() if name == topic)
