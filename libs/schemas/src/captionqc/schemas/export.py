@@ -13,7 +13,7 @@ from typing import Any
 
 from captionqc.schemas.envelope import CONTENT_TYPE, SPEC_VERSION, dataschema_for
 from captionqc.schemas.events import PAYLOAD_TYPES, SCHEMA_VERSION, EventType
-from captionqc.schemas.topology import EVENT_TOPICS, TOPOLOGY
+from captionqc.schemas.topology import EVENT_TOPICS, INTAKE_TYPES, TOPOLOGY, TopicName
 
 DEFAULT_OUT = Path(__file__).resolve().parents[3] / "jsonschema"
 
@@ -27,10 +27,20 @@ def event_schema(event_type: EventType) -> dict[str, Any]:
     return schema
 
 
-def _ce_attributes_schema(event_type: EventType) -> dict[str, Any]:
+# The attribute an upstream publisher's bearer token travels in on the intake topic.
+AUTHORIZATION_ATTRIBUTE = "authorization"
+
+
+def _ce_attributes_schema(event_type: EventType, *, intake: bool = False) -> dict[str, Any]:
     required = ["ce-id", "ce-source", "ce-type", "ce-specversion", "ce-subject", "ce-time", "content-type"]
     props: dict[str, Any] = {
-        "ce-id": {"type": "string", "description": "Unique per event; a redelivered result keeps its id."},
+        "ce-id": {
+            "type": "string",
+            "description": "The publisher's idempotency key within its tenant: a redelivered or re-sent request "
+            "with the same id is one job; the same id with another payload is refused (idempotency_conflict)."
+            if intake
+            else "Unique per (ce-source, ce-id); a redelivered result keeps its id.",
+        },
         "ce-source": {
             "type": "string",
             "description": "URI reference of the producer, e.g. //captionqc/ocr.",
@@ -47,6 +57,15 @@ def _ce_attributes_schema(event_type: EventType) -> dict[str, Any]:
         },
         "tracestate": {"type": "string"},
     }
+    if intake:
+        props[AUTHORIZATION_ATTRIBUTE] = {
+            "type": "string",
+            "pattern": "^Bearer [A-Za-z0-9_=-]+\\.[A-Za-z0-9_=-]+\\.[A-Za-z0-9_=-]*$",
+            "maxLength": 1024,
+            "description": "`Bearer <JWT>`, the same token the HTTP API takes (scope jobs:write; its tenant must "
+            "equal data.tenant). Pub/Sub caps an attribute value at 1024 bytes.",
+        }
+        required = [*required, AUTHORIZATION_ATTRIBUTE]
     return {"type": "object", "properties": props, "required": required}
 
 
@@ -55,12 +74,22 @@ def asyncapi_document() -> dict[str, Any]:
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     for topic in TOPOLOGY.topics:
-        types = [t for t, name in EVENT_TOPICS.items() if name == topic.name]
+        intake = topic.name == TopicName.INTAKE
+        types = sorted(INTAKE_TYPES) if intake else [t for t, name in EVENT_TOPICS.items() if name == topic.name]
+        prefix = "intake_" if intake else ""
         channels[topic.name] = {
             "address": topic.name,
-            "description": f"Pub/Sub topic `{topic.name}`",
+            "description": (
+                "Pub/Sub topic `intake`: the one topic upstream systems publish to. Each message carries a bearer "
+                "token; the gateway verifies it and accepts the job as `POST /v1/jobs` would."
+                if intake
+                else f"Pub/Sub topic `{topic.name}` (internal: only its producer may publish)"
+            ),
             "messages": {
-                t.value.replace(".", "_"): {"$ref": f"#/components/messages/{t.value.replace('.', '_')}"} for t in types
+                prefix + t.value.replace(".", "_"): {
+                    "$ref": f"#/components/messages/{prefix}{t.value.replace('.', '_')}"
+                }
+                for t in types
             },
         }
         for sub in TOPOLOGY.subscriptions:
@@ -78,6 +107,22 @@ def asyncapi_document() -> dict[str, Any]:
             "headers": _ce_attributes_schema(event_type),
             "payload": {"$ref": f"./{event_type.value}.json"},
         }
+    for event_type in sorted(INTAKE_TYPES):
+        messages[f"intake_{event_type.value.replace('.', '_')}"] = {
+            "name": event_type.value,
+            "contentType": CONTENT_TYPE,
+            "headers": _ce_attributes_schema(event_type, intake=True),
+            "payload": {"$ref": f"./{event_type.value}.json"},
+        }
+        key = f"upstream_publishes_{event_type.value.replace('.', '_')}"
+        operations[key] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{TopicName.INTAKE}"},
+            "summary": "an upstream broadcast system requests a job",
+            "messages": [
+                {"$ref": f"#/channels/{TopicName.INTAKE}/messages/intake_{event_type.value.replace('.', '_')}"}
+            ],
+        }
     for event_type, topic_name in EVENT_TOPICS.items():
         key = f"publish_{event_type.value.replace('.', '_')}"
         operations[key] = {
@@ -91,8 +136,10 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "captionqc events",
             "version": f"{SCHEMA_VERSION}.0.0",
             "description": (
-                "CloudEvents 1.0 in binary mode on Google Cloud Pub/Sub: context attributes as `ce-*` message "
-                "attributes, JSON data. Upstream systems may publish `captionqc.job.requested` to the `jobs` topic."
+                "CloudEvents 1.0 on Google Cloud Pub/Sub, binary mode (context attributes as `ce-*` message "
+                "attributes, JSON data) or structured mode (`content-type: application/cloudevents+json`). "
+                "Upstream systems publish `captionqc.job.requested` to the `intake` topic with a bearer token in "
+                "the `authorization` attribute; every other topic is internal (see docs/intake.md)."
             ),
         },
         "defaultContentType": CONTENT_TYPE,
