@@ -23,6 +23,7 @@ from captionqc.schemas import (
     MediaRef,
     OcrCompleted,
     OcrStats,
+    Refusal,
     Severity,
     Stage,
     StageFailed,
@@ -32,6 +33,8 @@ from captionqc.schemas import (
     new_event,
 )
 from captionqc.schemas.envelope import (
+    STRUCTURED_CONTENT_TYPE,
+    EventDecodeError,
     InvalidEventData,
     MalformedEnvelope,
     UnknownEventType,
@@ -230,3 +233,135 @@ def test_deterministic_event_id() -> None:
     assert deterministic_event_id(JOB, "ocr", "v1") == deterministic_event_id(JOB, "ocr", "v1")
     assert deterministic_event_id(JOB, "ocr", "v1") != deterministic_event_id(JOB, "asr", "v1")
     uuid.UUID(deterministic_event_id("x"))
+
+
+def test_decode_errors_carry_registered_refusal_codes() -> None:
+    for error in (MalformedEnvelope, UnknownEventType, UnsupportedSchemaVersion, InvalidEventData):
+        assert isinstance(error.reason, Refusal)
+        assert issubclass(error, EventDecodeError)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\n", "\x1b", "\x7f", "\x85"])
+@pytest.mark.parametrize("attribute", ["ce-subject", "ce-id", "ce-source", "authorization", "traceparent"])
+def test_control_character_in_an_attribute_value_is_refused_without_echoing_it(attribute: str, char: str) -> None:
+    data, attributes = good_message()
+    secret = f"tok{char}en-value-never-echoed"
+    with pytest.raises(MalformedEnvelope) as err:
+        from_pubsub(data, {**attributes, attribute: secret})
+    assert repr(attribute) in err.value.message
+    assert "never-echoed" not in err.value.message
+    assert attribute not in err.value.attributes  # nor kept for a dead letter's copy
+
+
+def test_control_character_in_an_attribute_name_is_refused() -> None:
+    data, attributes = good_message()
+    with pytest.raises(MalformedEnvelope, match="attribute name"):
+        from_pubsub(data, {**attributes, "x-\x00": "v"})
+
+
+def test_escaped_nul_is_refused_even_in_a_free_text_field() -> None:
+    """StageFailed.message accepts any text; the NUL escape is valid JSON and only PostgreSQL would refuse it."""
+    event = new_event(EventType.OCR_FAILED, payloads()[EventType.OCR_FAILED], source="//t")
+    data, attributes = to_pubsub(event)
+    tampered = data.replace(b'"no video"', b'"no\\u0000video"')
+    assert tampered != data
+    with pytest.raises(InvalidEventData, match="NUL"):
+        from_pubsub(tampered, attributes)
+
+
+def test_a_raw_nul_byte_in_the_payload_is_refused() -> None:
+    event = new_event(EventType.OCR_FAILED, payloads()[EventType.OCR_FAILED], source="//t")
+    data, attributes = to_pubsub(event)
+    with pytest.raises(InvalidEventData):
+        from_pubsub(data.replace(b'"no video"', b'"no\x00video"'), attributes)
+
+
+def structured(event_type: EventType = EventType.JOB_REQUESTED, **changes: Any) -> tuple[bytes, dict[str, str]]:
+    """The event as a CloudEvents SDK sends it in structured mode: one JSON object, attributes aside."""
+    event = new_event(event_type, payloads()[event_type], source="//upstream/broadcast")
+    _, binary = to_pubsub(event)
+    envelope: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event.id,
+        "source": event.source,
+        "type": event_type.value,
+        "subject": event.subject,
+        "time": binary["ce-time"],
+        "datacontenttype": "application/json",
+        "data": json.loads(event.data.model_dump_json()),
+    }
+    envelope.update(changes)
+    envelope = {k: v for k, v in envelope.items() if v is not None}
+    return json.dumps(envelope).encode(), {"content-type": STRUCTURED_CONTENT_TYPE, "authorization": "Bearer t"}
+
+
+@pytest.mark.parametrize("event_type", list(EventType))
+def test_structured_mode_gives_the_same_event_as_binary_mode(event_type: EventType) -> None:
+    event = new_event(event_type, payloads()[event_type], source="//upstream/broadcast")
+    data, attributes = to_pubsub(event)
+    envelope = {
+        "specversion": "1.0",
+        "id": event.id,
+        "source": event.source,
+        "type": event_type.value,
+        "subject": event.subject,
+        "time": attributes["ce-time"],
+        "datacontenttype": "application/json; charset=utf-8",
+        "dataschema": attributes["ce-dataschema"],
+        "data": json.loads(data),
+    }
+    from_binary = from_pubsub(data, {**attributes, "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"})
+    from_structured = from_pubsub(
+        json.dumps(envelope).encode(),
+        {
+            "content-type": "application/cloudevents+json; charset=utf-8",
+            "traceparent": from_binary.extensions["traceparent"],
+        },
+    )
+    assert from_structured == from_binary
+
+
+def test_structured_mode_extensions_come_from_the_attributes() -> None:
+    data, attributes = structured(traceparent="00-" + "c" * 32 + "-" + "d" * 16 + "-01")
+    event = from_pubsub(data, attributes)
+    assert event.extensions == {"authorization": "Bearer t"}
+
+
+def test_structured_mode_without_subject_or_time_takes_the_job_id() -> None:
+    data, attributes = structured(subject=None, time=None, datacontenttype=None)
+    event = from_pubsub(data, attributes)
+    assert event.subject == JOB
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "match"),
+    [
+        ({"id": None}, MalformedEnvelope, "ce-id"),
+        ({"specversion": "0.3"}, MalformedEnvelope, "specversion"),
+        ({"type": "captionqc.job.exploded"}, UnknownEventType, "exploded"),
+        ({"id": 7}, MalformedEnvelope, "'id' must be a string"),
+        ({"subject": "x\x00y"}, MalformedEnvelope, "ce-subject"),
+        ({"datacontenttype": "application/xml"}, MalformedEnvelope, "datacontenttype"),
+        ({"data": None, "data_base64": "e30="}, MalformedEnvelope, "data_base64"),
+        ({"data": None}, InvalidEventData, "no data"),
+        ({"data": [1, 2]}, InvalidEventData, "JSON object"),
+        ({"subject": str(uuid.uuid4())}, InvalidEventData, "ce-subject"),
+    ],
+)
+def test_structured_mode_refusals(changes: dict[str, Any], error: type[EventDecodeError], match: str) -> None:
+    data, attributes = structured(**changes)
+    with pytest.raises(error, match=match):
+        from_pubsub(data, attributes)
+
+
+def test_structured_mode_body_must_be_a_json_object() -> None:
+    with pytest.raises(MalformedEnvelope, match="not valid JSON"):
+        from_pubsub(b"{nope", {"content-type": STRUCTURED_CONTENT_TYPE})
+    with pytest.raises(MalformedEnvelope, match="JSON object"):
+        from_pubsub(b"[]", {"content-type": STRUCTURED_CONTENT_TYPE})
+
+
+def test_other_content_types_are_refused() -> None:
+    data, attributes = good_message()
+    with pytest.raises(MalformedEnvelope, match="content-type"):
+        from_pubsub(data, {**attributes, "content-type": "text/plain"})

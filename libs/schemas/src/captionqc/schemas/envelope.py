@@ -1,18 +1,25 @@
-"""CloudEvents 1.0 on Pub/Sub, binary content mode (Google's CloudEvents Pub/Sub binding).
+"""CloudEvents 1.0 on Pub/Sub (Google's CloudEvents Pub/Sub binding).
 
-The event's context attributes travel as Pub/Sub message attributes prefixed ``ce-``; the data is the JSON
-payload. Anything else in the attributes (``traceparent``, ``tracestate``, dead-letter bookkeeping) is kept as
-an extension so that tracing and diagnostics survive a round trip.
+We publish in **binary mode**: the event's context attributes travel as Pub/Sub message attributes prefixed
+``ce-``; the data is the JSON payload. We also receive **structured mode** (``content-type:
+application/cloudevents+json``, the whole event as one JSON object), as the binding says receivers should: upstream
+publishers using a CloudEvents SDK may send either. Anything else in the attributes (``traceparent``,
+``tracestate``, an intake message's ``authorization``, dead-letter bookkeeping) is kept as an extension so that
+tracing and diagnostics survive a round trip.
+
+Whatever is decoded may end up in PostgreSQL, which stores neither NUL nor (in our text columns) other control
+characters: attributes with a control character and payloads with a NUL are refused here, before any handler.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,11 +29,15 @@ from captionqc.schemas.events import (
     EventPayload,
     EventType,
 )
+from captionqc.schemas.reasons import Refusal
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 DATASCHEMA_PREFIX = "urn:captionqc:schema:"
 _CE_REQUIRED = ("ce-id", "ce-source", "ce-type", "ce-specversion")
+# Structured mode: the context attributes we read from the JSON event, as their binary-mode attribute names.
+_STRUCTURED_CONTEXT = ("id", "source", "type", "specversion", "subject", "time", "dataschema")
 
 P = TypeVar("P", bound=EventPayload)
 
@@ -34,7 +45,7 @@ P = TypeVar("P", bound=EventPayload)
 class EventDecodeError(Exception):
     """A received message can never be processed as it is: it must be failed or dead-lettered, not retried."""
 
-    reason = "invalid_event"
+    reason: ClassVar[Refusal] = Refusal.INVALID_EVENT_DATA
 
     def __init__(self, message: str, *, attributes: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
@@ -48,19 +59,19 @@ class EventDecodeError(Exception):
 
 
 class MalformedEnvelope(EventDecodeError):
-    reason = "malformed_envelope"
+    reason = Refusal.MALFORMED_ENVELOPE
 
 
 class UnknownEventType(EventDecodeError):
-    reason = "unknown_event_type"
+    reason = Refusal.UNKNOWN_EVENT_TYPE
 
 
 class UnsupportedSchemaVersion(EventDecodeError):
-    reason = "unsupported_schema_version"
+    reason = Refusal.UNSUPPORTED_SCHEMA_VERSION
 
 
 class InvalidEventData(EventDecodeError):
-    reason = "invalid_event_data"
+    reason = Refusal.INVALID_EVENT_DATA
 
 
 class CloudEvent(BaseModel, Generic[P]):
@@ -138,8 +149,25 @@ def to_pubsub(
 
 
 def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
-    """Decode a received Pub/Sub message into a typed event, or raise an `EventDecodeError` saying what is wrong."""
+    """Decode a received Pub/Sub message into a typed event, or raise an `EventDecodeError` saying what is wrong.
+
+    Binary mode (context in ``ce-`` attributes) and structured mode (the whole event as JSON) give the same event;
+    in both, the message attributes that are not CloudEvents context become the event's extensions.
+    """
     attrs = dict(attributes)
+    _refuse_control_characters(attrs)
+    content_type = attrs.get("content-type", CONTENT_TYPE)
+    media_type = content_type.split(";")[0].strip().lower()
+    extensions = {k: v for k, v in attrs.items() if not k.startswith("ce-") and k != "content-type"}
+    if media_type == STRUCTURED_CONTENT_TYPE:
+        context, data = _structured(data, attrs)
+        # The JSON event is the whole context: ``ce-`` attributes alongside it are not read.
+        attrs = {**extensions, **context}
+    elif media_type != CONTENT_TYPE:
+        raise MalformedEnvelope(
+            f"unsupported content-type {content_type!r} (expected {CONTENT_TYPE} or {STRUCTURED_CONTENT_TYPE})",
+            attributes=attrs,
+        )
     missing = [name for name in _CE_REQUIRED if not attrs.get(name)]
     if missing:
         raise MalformedEnvelope(f"missing CloudEvents attributes: {', '.join(missing)}", attributes=attrs)
@@ -147,11 +175,6 @@ def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
         raise MalformedEnvelope(
             f"unsupported CloudEvents specversion {attrs['ce-specversion']!r} (expected {SPEC_VERSION})",
             attributes=attrs,
-        )
-    content_type = attrs.get("content-type", CONTENT_TYPE)
-    if content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
-        raise MalformedEnvelope(
-            f"unsupported content-type {content_type!r} (expected {CONTENT_TYPE})", attributes=attrs
         )
     try:
         event_type = EventType(attrs["ce-type"])
@@ -163,6 +186,9 @@ def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
         raise InvalidEventData(f"data is not valid JSON: {exc}", attributes=attrs) from None
     if not isinstance(raw, dict):
         raise InvalidEventData("data must be a JSON object", attributes=attrs)
+    if _holds_nul(raw):
+        # Valid JSON, but PostgreSQL stores no NUL in text or JSONB: refused here rather than failing in a handler.
+        raise InvalidEventData("data contains a NUL character (\\u0000)", attributes=attrs)
     version = raw.get("schema_version", 1)
     if type(version) is not int or version not in SUPPORTED_SCHEMA_VERSIONS:
         supported = ", ".join(str(v) for v in sorted(SUPPORTED_SCHEMA_VERSIONS))
@@ -186,7 +212,6 @@ def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
         raise MalformedEnvelope(
             f"ce-time {attrs['ce-time']!r} is not an RFC 3339 timestamp", attributes=attrs
         ) from None
-    extensions = {k: v for k, v in attrs.items() if not k.startswith("ce-") and k != "content-type"}
     return CloudEvent[Any](
         id=attrs["ce-id"],
         source=attrs["ce-source"],
@@ -196,6 +221,69 @@ def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
         data=payload,
         extensions=extensions,
     )
+
+
+def _refuse_control_characters(attributes: Mapping[str, str]) -> None:
+    """A control character in an attribute's key or value: refused, naming the attribute but never its value
+    (it may be a token, and the log line must not become a way to smuggle one out)."""
+    for key, value in attributes.items():
+        if _has_control(key):
+            raise MalformedEnvelope(
+                f"attribute name {key!r} contains a control character", attributes=_without(attributes, key)
+            )
+        if _has_control(value):
+            raise MalformedEnvelope(
+                f"attribute {key!r} contains a control character", attributes=_without(attributes, key)
+            )
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+
+
+def _without(attributes: Mapping[str, str], key: str) -> dict[str, str]:
+    return {k: v for k, v in attributes.items() if k != key}
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def _structured(data: bytes, attributes: Mapping[str, str]) -> tuple[dict[str, str], bytes]:
+    """A structured-mode message → its context as binary-mode attributes, and the ``data`` member as JSON bytes."""
+    try:
+        envelope = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedEnvelope(f"structured CloudEvent is not valid JSON: {exc}", attributes=attributes) from None
+    if not isinstance(envelope, dict):
+        raise MalformedEnvelope("structured CloudEvent must be a JSON object", attributes=attributes)
+    context: dict[str, str] = {}
+    for name in _STRUCTURED_CONTEXT:
+        value = envelope.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise MalformedEnvelope(f"structured CloudEvent member {name!r} must be a string", attributes=attributes)
+        context[f"ce-{name}"] = value
+    _refuse_control_characters(context)
+    datacontenttype = envelope.get("datacontenttype", CONTENT_TYPE)
+    if not isinstance(datacontenttype, str) or datacontenttype.split(";")[0].strip().lower() != CONTENT_TYPE:
+        raise MalformedEnvelope(
+            f"structured CloudEvent datacontenttype must be {CONTENT_TYPE}", attributes={**attributes, **context}
+        )
+    if "data_base64" in envelope:
+        raise MalformedEnvelope(
+            "structured CloudEvent data must be JSON (data), not data_base64", attributes={**attributes, **context}
+        )
+    if "data" not in envelope:
+        raise InvalidEventData("structured CloudEvent has no data", attributes={**attributes, **context})
+    return context, json.dumps(envelope["data"]).encode()
 
 
 def describe_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
