@@ -116,3 +116,58 @@ def test_pinned_url_of_an_address_literal_is_the_url_itself(monkeypatch: pytest.
     assert pinned.url == "https://[2606:2800:220:1::1]/a.mp4"
     assert pinned.headers == {"Host": "[2606:2800:220:1::1]"}
     assert lookups == []
+
+
+@pytest.mark.parametrize(
+    ("host", "rule"),
+    [
+        ("100.64.0.1", "private_address"),  # shared address space (carrier-grade NAT): not is_private, not global
+        ("[2002:a9fe:a9fe::]", "private_address"),  # 6to4 wrapping 169.254.169.254: Python 3.11 calls it global
+        ("[2002:808:808::1]", "private_address"),  # 6to4 is deprecated whatever it wraps
+        ("[::ffff:169.254.169.254]", "metadata_host"),
+        ("[::ffff:a9fe:a9fe]", "metadata_host"),
+        ("[64:ff9b::a9fe:a9fe]", "metadata_host"),  # NAT64 of the metadata server
+        ("[64:ff9b::7f00:1]", "private_address"),  # NAT64 of loopback
+        ("[64:ff9b:1::1]", "private_address"),  # local-use NAT64
+        ("[::127.0.0.1]", "private_address"),  # IPv4-compatible: global to Python 3.11
+        ("[::ffff:0:7f00:1]", "private_address"),  # IPv4-translated: global to Python 3.11
+        ("[fd00:ec2::254]", "metadata_host"),
+        ("[3fff::1]", "private_address"),  # documentation (RFC 9637)
+        ("224.0.1.1", "private_address"),  # global multicast
+        ("2852039166", "metadata_host"),  # 169.254.169.254 in decimal
+        ("0xa9fea9fe", "metadata_host"),  # … in hex
+        ("0251.0376.0251.0376", "metadata_host"),  # … in octal
+        ("0xa9.0xfe.0xa9.0xfe", "metadata_host"),
+        ("127.1", "private_address"),
+        ("017700000001", "private_address"),
+        ("134744072", "uri_syntax"),  # 8.8.8.8, public, but written to slip past an allow-list
+        ("999999999999", "uri_syntax"),
+        ("médiа.example.com", "uri_syntax"),  # not ASCII (and a Cyrillic 'а')
+    ],
+)
+def test_addresses_that_are_not_public_in_any_spelling_are_refused(host: str, rule: str) -> None:
+    allowed = frozenset({host.strip("[]")})
+    with pytest.raises(MediaUriError) as err:
+        check_media_uri(f"https://{host}/clip.mp4", MediaUriPolicy(allowed_https_hosts=allowed), resolve_dns=False)
+    assert err.value.rule == rule
+
+
+@pytest.mark.parametrize("host", ["[2606:4700::1111]", "93.184.215.14", "[64:ff9b::808:808]", "[::ffff:8.8.8.8]"])
+def test_public_address_literals_are_accepted(host: str) -> None:
+    policy = MediaUriPolicy(allowed_https_hosts=frozenset({host.strip("[]")}))
+    assert check_media_uri(f"https://{host}/clip.mp4", policy).host == host.strip("[]")
+
+
+@pytest.mark.parametrize("url", ["https://@media.example.com/a.mp4", "https://user@media.example.com/a.mp4"])
+def test_any_userinfo_is_refused(url: str) -> None:
+    with pytest.raises(MediaUriError) as err:
+        check_https_host(url, frozenset({"media.example.com"}), resolve_dns=False)
+    assert err.value.rule == "userinfo"
+
+
+@pytest.mark.parametrize("answer", ["100.64.1.2", "2002:a9fe:a9fe::1", "::ffff:127.0.0.1", "64:ff9b::a00:1"])
+def test_a_name_resolving_to_a_wrapped_inward_address_is_refused(monkeypatch: pytest.MonkeyPatch, answer: str) -> None:
+    _resolving(monkeypatch, {"media.example.com": ["93.184.215.14", answer]})
+    with pytest.raises(MediaUriError) as err:
+        pin_https_url("https://media.example.com/a.mp4", frozenset({"media.example.com"}))
+    assert err.value.rule == "private_address"

@@ -2,10 +2,13 @@
 
 - ``gs://bucket/object``: always allowed (the bucket's IAM decides the rest).
 - ``file://`` only under the configured media root, after normalisation: no ``..`` and no symlink leading out.
-- ``https://`` only to allow-listed hosts, and never to loopback, private, link-local or metadata addresses —
-  checked on every address the name resolves to, so an allow-listed name pointing inwards is refused too.
-  The connection then goes to an address that was checked (``PinnedUrl``): the name is resolved once, so a DNS
-  answer that changes between the check and the connection (DNS rebinding) cannot lead it inwards.
+- ``https://`` only to allow-listed hosts whose every address is public (`check_public_address`: ``is_global``,
+  plus the IPv6 forms that wrap an IPv4 address, which Python 3.11 calls global) — checked on every address the
+  name resolves to, so an allow-listed name pointing inwards is refused too. The connection then goes to an
+  address that was checked (``PinnedUrl``): the name is resolved once, so a DNS answer that changes between the
+  check and the connection (DNS rebinding) cannot lead it inwards.
+
+Callback URLs follow the same address rule (`captionqc.runtime.callback_url`).
 """
 
 from __future__ import annotations
@@ -13,19 +16,41 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+from captionqc.schemas.reasons import Refusal
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.goog"})
+# GCE/GKE/Cloud Run and AWS (IPv4 and IPv6) metadata servers: named as such in the refusal.
+_METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254"))
+# IPv6 ranges Python 3.11's ``is_global`` calls global although they reach an IPv4 address chosen by whoever
+# wrote the URL (6to4 2002:a9fe:a9fe:: is 169.254.169.254), or are not routable on the internet at all.
+_NOT_GLOBAL_V6 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "2002::/16",  # 6to4 (deprecated, RFC 7526): wraps any IPv4 address
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
+        "::/96",  # IPv4-compatible (deprecated): ::127.0.0.1
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765): ::ffff:0:7f00:1
+        "3fff::/20",  # documentation (RFC 9637), newer than Python's tables
+    )
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: judged by the IPv4 address it carries
+# How browsers and libc read a host made only of numbers: 2852039166, 0xa9fea9fe, 0251.0376.0251.0376, 127.1.
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$")
 
 
 class MediaUriError(ValueError):
-    """A URI the policy refuses; ``rule`` names the rule for the error response."""
+    """A URI the policy refuses; ``rule`` (a `Refusal` code) names the rule for the error response."""
 
-    def __init__(self, rule: str, message: str) -> None:
+    def __init__(self, rule: Refusal, message: str) -> None:
         super().__init__(message)
         self.rule = rule
         self.message = message
@@ -79,7 +104,7 @@ def request_target(url: str, pinned: PinnedUrl | None) -> tuple[str, dict[str, s
 def check_media_uri(uri: str, policy: MediaUriPolicy, *, resolve_dns: bool = True) -> CheckedMediaUri:
     """Check ``uri`` against ``policy``; raise `MediaUriError` naming the broken rule."""
     if any(ord(c) < 0x20 or c == "\x7f" for c in uri):
-        raise MediaUriError("uri_syntax", "the media URI contains control characters")
+        raise MediaUriError(Refusal.URI_SYNTAX, "the media URI contains control characters")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme == "gs":
@@ -93,98 +118,151 @@ def check_media_uri(uri: str, policy: MediaUriPolicy, *, resolve_dns: bool = Tru
         pinned = pin_https_url(uri, policy.allowed_https_hosts)
         return CheckedMediaUri(uri=uri, scheme="https", host=pinned.host, pinned=pinned)
     shown = scheme or "(none)"
-    raise MediaUriError("scheme_not_allowed", f"scheme {shown!r} is not allowed: use gs://, file:// or https://")
+    raise MediaUriError(Refusal.SCHEME_NOT_ALLOWED, f"scheme {shown!r} is not allowed: use gs://, file:// or https://")
 
 
 def _check_gs(uri: str, bucket: str, path: str) -> CheckedMediaUri:
     if not _BUCKET.match(bucket):
-        raise MediaUriError("gs_bucket", f"{bucket!r} is not a valid Cloud Storage bucket name")
+        raise MediaUriError(Refusal.GS_BUCKET, f"{bucket!r} is not a valid Cloud Storage bucket name")
     object_name = path.lstrip("/")
     if not object_name or object_name.endswith("/"):
-        raise MediaUriError("gs_object", "a gs:// URI must name an object, not a bucket or folder")
+        raise MediaUriError(Refusal.GS_OBJECT, "a gs:// URI must name an object, not a bucket or folder")
     if any(seg in {".", ".."} for seg in object_name.split("/")):
-        raise MediaUriError("path_escape", "'.' and '..' segments are not allowed in object names")
+        raise MediaUriError(Refusal.PATH_ESCAPE, "'.' and '..' segments are not allowed in object names")
     return CheckedMediaUri(uri=uri, scheme="gs", bucket=bucket, object_name=object_name)
 
 
 def _check_file(uri: str, netloc: str, path: str, policy: MediaUriPolicy) -> CheckedMediaUri:
     if policy.media_root is None:
-        raise MediaUriError("file_disabled", "file:// URIs are disabled: no media root is configured")
+        raise MediaUriError(Refusal.FILE_DISABLED, "file:// URIs are disabled: no media root is configured")
     if netloc not in {"", "localhost"}:
-        raise MediaUriError("file_host", "file:// URIs must not name a host")
+        raise MediaUriError(Refusal.FILE_HOST, "file:// URIs must not name a host")
     raw = unquote(path)
     if "\x00" in raw:
-        raise MediaUriError("uri_syntax", "the media path contains a NUL byte")
+        raise MediaUriError(Refusal.URI_SYNTAX, "the media path contains a NUL byte")
     if any(seg == ".." for seg in raw.split("/")):
-        raise MediaUriError("path_escape", "'..' is not allowed in media paths")
+        raise MediaUriError(Refusal.PATH_ESCAPE, "'..' is not allowed in media paths")
     root = policy.media_root.resolve()
     # resolve() follows symlinks, so a link inside the root pointing outside it is caught here.
     resolved = Path(raw).resolve()
     if not resolved.is_relative_to(root):
-        raise MediaUriError("path_escape", "the media path is outside the configured media root")
+        raise MediaUriError(Refusal.PATH_ESCAPE, "the media path is outside the configured media root")
     return CheckedMediaUri(uri=uri, scheme="file", local_path=resolved)
 
 
-def check_https_host(url: str, allowed_hosts: frozenset[str], *, resolve_dns: bool = True) -> str:
-    """Check an https URL for outbound use (media fetch, webhooks): allow-listed host, public addresses only."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "https":
-        raise MediaUriError("scheme_not_allowed", "only https:// URLs are allowed")
-    if parts.username or parts.password:
-        raise MediaUriError("userinfo", "credentials in the URL are not allowed")
+def outbound_host(url: str) -> tuple[SplitResult, str, IpAddress | None]:
+    """The parts, the lowercased host and its address if it is a literal, of a URL the services will connect to.
+
+    Refuses what no outbound URL may have whatever the scheme: credentials, no host, a non-ASCII host, a metadata
+    name, and an address literal that is not public (`check_public_address`). Numeric spellings of an IPv4
+    address (``2852039166``, ``0xa9fea9fe``, ``127.1``) are read as libc reads them, so they are judged by the
+    address they mean; a public one is refused too, as it can only be written to confuse an allow-list.
+    """
+    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        raise MediaUriError(Refusal.URI_SYNTAX, "the URL contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError as exc:
+        raise MediaUriError(Refusal.URI_SYNTAX, f"the URL cannot be parsed: {exc}") from None
+    if "@" in parts.netloc:
+        raise MediaUriError(Refusal.USERINFO, "credentials in the URL are not allowed")
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
-        raise MediaUriError("uri_syntax", "the URL has no host")
+        raise MediaUriError(Refusal.URI_SYNTAX, "the URL has no host")
+    if not host.isascii():
+        raise MediaUriError(Refusal.URI_SYNTAX, "write the host in ASCII (IDNA 'xn--' form)")
     if host in _METADATA_HOSTS or host.endswith(".internal"):
-        raise MediaUriError("metadata_host", f"{host!r} is a metadata or internal host")
+        raise MediaUriError(Refusal.METADATA_HOST, f"{host!r} is a metadata or internal host")
     literal = _ip_or_none(host)
     if literal is not None:
-        _check_public(literal, host)
+        check_public_address(literal, host)
+    elif _NUMERIC_HOST.match(host):
+        try:
+            meant = ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+        except (OSError, ValueError):
+            raise MediaUriError(Refusal.URI_SYNTAX, f"{host!r} is not a valid host") from None
+        check_public_address(meant, host)
+        raise MediaUriError(Refusal.URI_SYNTAX, f"write the address {host!r} as a dotted quad ({meant})")
+    return parts, host, literal
+
+
+def check_https_host(url: str, allowed_hosts: frozenset[str], *, resolve_dns: bool = True) -> str:
+    """Check an https URL for outbound use (media fetch): allow-listed host, public addresses only."""
+    parts, host, literal = outbound_host(url)
+    if parts.scheme.lower() != "https":
+        raise MediaUriError(Refusal.SCHEME_NOT_ALLOWED, "only https:// URLs are allowed")
     if host not in {h.lower() for h in allowed_hosts}:
-        raise MediaUriError("host_not_allowed", f"host {host!r} is not in the allow-list")
+        raise MediaUriError(Refusal.HOST_NOT_ALLOWED, f"host {host!r} is not in the allow-list")
     if literal is None and resolve_dns:
-        _public_addresses(host, parts.port or 443)
+        public_addresses(host, parts.port or 443)
     return host
 
 
 def pin_https_url(url: str, allowed_hosts: frozenset[str]) -> PinnedUrl:
     """`check_https_host`, then the URL to connect through: the name resolved once, to a checked address."""
-    host = check_https_host(url, allowed_hosts, resolve_dns=False)
+    check_https_host(url, allowed_hosts, resolve_dns=False)
+    return pin_url(url, check=check_public_address)
+
+
+def pin_url(url: str, *, check: Callable[[IpAddress, str], None]) -> PinnedUrl:
+    """The URL with its host replaced by one of its addresses, each of which passed ``check``."""
     parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
     authority = parts.netloc.rpartition("@")[2]
     if _ip_or_none(host) is not None:
         return PinnedUrl(url=url, host=host, authority=authority)
-    address = _public_addresses(host, parts.port or 443)[0]
+    default_port = 443 if parts.scheme.lower() == "https" else 80
+    address = resolve(host, parts.port or default_port, check=check)[0]
     shown = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
     netloc = f"{shown}:{parts.port}" if parts.port else shown
     return PinnedUrl(url=urlunsplit(parts._replace(netloc=netloc)), host=host, authority=authority)
 
 
-def _public_addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def public_addresses(host: str, port: int) -> list[IpAddress]:
     """Every address ``host`` resolves to, each checked; refuses the name if any one is not public."""
+    return resolve(host, port, check=check_public_address)
+
+
+def resolve(host: str, port: int, *, check: Callable[[IpAddress, str], None]) -> list[IpAddress]:
+    """Every address ``host`` resolves to, each passed to ``check`` (blocking DNS: run it off the event loop)."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise MediaUriError("unresolvable_host", f"host {host!r} does not resolve: {exc}") from None
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        raise MediaUriError(Refusal.UNRESOLVABLE_HOST, f"host {host!r} does not resolve: {exc}") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
     for address in addresses:
-        _check_public(address, host)
+        check(address, host)
     if not addresses:
-        raise MediaUriError("unresolvable_host", f"host {host!r} has no address")
+        raise MediaUriError(Refusal.UNRESOLVABLE_HOST, f"host {host!r} has no address")
     return addresses
 
 
-def _ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _ip_or_none(host: str) -> IpAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
 
 
-def _check_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, host: str) -> None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip == ipaddress.ip_address("169.254.169.254"):
-        raise MediaUriError("metadata_host", f"{host!r} is the metadata server address")
-    if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
-        raise MediaUriError("private_address", f"{host!r} resolves to a non-public address ({ip})")
+def embedded_ipv4(ip: IpAddress) -> IpAddress:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped, well-known NAT64), else ``ip`` itself."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def check_public_address(ip: IpAddress, host: str) -> None:
+    """Refuse any address that is not on the public internet: ``is_global``, and the IPv6 forms it misses."""
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in net for net in _NOT_GLOBAL_V6):
+        raise MediaUriError(Refusal.PRIVATE_ADDRESS, f"{host!r} is a non-public address ({ip})")
+    ip = embedded_ipv4(ip)
+    if ip in _METADATA_ADDRESSES:
+        raise MediaUriError(Refusal.METADATA_HOST, f"{host!r} is the metadata server address")
+    # is_global excludes loopback, RFC 1918, shared 100.64.0.0/10, link-local, ULA, documentation, reserved;
+    # global multicast is still not somewhere to send a request.
+    if not ip.is_global or ip.is_multicast:
+        raise MediaUriError(Refusal.PRIVATE_ADDRESS, f"{host!r} resolves to a non-public address ({ip})")

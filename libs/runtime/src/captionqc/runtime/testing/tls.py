@@ -134,7 +134,7 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch, name: str, ca_file: Path) -> 
     """
     lookups: list[str] = []
     real_getaddrinfo = socket.getaddrinfo
-    real_check_public = media_uri._check_public
+    real_check_public = media_uri.check_public_address
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         if host == name:
@@ -148,6 +148,6 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch, name: str, ca_file: Path) -> 
         real_check_public(ip, host)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(media_uri, "_check_public", check_public)
+    monkeypatch.setattr(media_uri, "check_public_address", check_public)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
     return lookups
