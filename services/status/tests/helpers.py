@@ -133,13 +133,14 @@ FINDINGS = [
 ]
 
 
-def crosscheck_completed(job_id: str, tenant: str = "acme", *, at: datetime = T0) -> CloudEvent[Any]:
-    payload = CrosscheckCompleted(
-        job_id=job_id,
-        tenant=tenant,
-        findings=FINDINGS,
-        summary=FindingsSummary(counts={CheckKind.MISSPELLING: 1, CheckKind.WRONG_WORD: 1}),
-    )
+def crosscheck_completed(
+    job_id: str, tenant: str = "acme", *, at: datetime = T0, findings: list[TypoFinding] | None = None
+) -> CloudEvent[Any]:
+    found = FINDINGS if findings is None else findings
+    counts: dict[CheckKind, int] = {}
+    for finding in found:
+        counts[finding.kind] = counts.get(finding.kind, 0) + 1
+    payload = CrosscheckCompleted(job_id=job_id, tenant=tenant, findings=found, summary=FindingsSummary(counts=counts))
     return new_event(EventType.CROSSCHECK_COMPLETED, payload, source="//captionqc/crosscheck", time=at)
 
 

@@ -17,6 +17,7 @@ from captionqc.status.service import Incoming, StatusService
 from captionqc.status.tables import caption_segments, findings, timeline
 
 from .helpers import (
+    FINDINGS,
     asr_completed,
     crosscheck_completed,
     failed,
@@ -119,13 +120,101 @@ async def test_progress_never_goes_backwards(service: StatusService) -> None:
     assert job.stages[Stage.ASR].state is StageState.RUNNING
 
 
-async def test_event_of_another_tenant_does_not_touch_the_job(service: StatusService) -> None:
+async def test_event_of_another_tenant_does_not_touch_the_job(service: StatusService, engine: AsyncEngine) -> None:
     job_id = new_job_id()
-    await project(service, requested(job_id, "acme"), crosscheck_completed(job_id, "evil"))
+    await project(service, requested(job_id, "acme"), ocr_completed(job_id), asr_completed(job_id))
+    await project(service, crosscheck_completed(job_id, "mallory"), failed(job_id, Stage.ASR, tenant="mallory"))
+    job = await service.get_job("acme", job_id)
+    assert job is not None
+    assert job.state is JobState.RUNNING
+    assert job.findings_total == 0
+    assert job.stages[Stage.CROSSCHECK].state is StageState.PENDING
+    assert job.stages[Stage.ASR].state is StageState.COMPLETED
+    assert await count(engine, findings, job_id) == 0
+    assert await service.get_job("mallory", job_id) is None
+    # The forged events are not the job's history: the owner must not even learn that someone else has the id.
+    rows = await service.timeline("acme", job_id)
+    assert rows is not None
+    assert [r.type for r in rows] == ["captionqc.job.requested", "captionqc.ocr.completed", "captionqc.asr.completed"]
+    assert "mallory" not in repr(rows)
+
+
+async def test_forged_result_cannot_touch_another_tenants_finished_job(
+    service: StatusService, engine: AsyncEngine
+) -> None:
+    job_id = new_job_id()
+    await project(service, requested(job_id, "acme"), crosscheck_completed(job_id, "acme"))
+    forged = [FINDINGS[0].model_copy(update={"id": "forged", "word": "forged"})]
+    await project(service, crosscheck_completed(job_id, "mallory", findings=forged))
+    job = await service.get_job("acme", job_id)
+    assert job is not None
+    assert job.state is JobState.COMPLETED
+    assert job.finding_counts == {"misspelling": 1, "wrong_word": 1}
+    stored = await service.findings("acme", job_id)
+    assert stored is not None
+    assert [f.id for f in stored[1]] == ["f1", "f2"]
+    assert await count(engine, timeline, job_id) == 2
+
+
+async def test_a_completed_job_ignores_a_second_crosscheck_completed(
+    service: StatusService, engine: AsyncEngine
+) -> None:
+    job_id = new_job_id()
+    await project(service, requested(job_id), crosscheck_completed(job_id, at=later(10)))
+    second = crosscheck_completed(
+        job_id, at=later(20), findings=[FINDINGS[0].model_copy(update={"id": "f3", "word": "late"})]
+    )
+    await project(service, second)
+    job = await service.get_job("acme", job_id)
+    assert job is not None
+    assert job.state is JobState.COMPLETED
+    assert job.completed_at == later(10)
+    assert job.finding_counts == {"misspelling": 1, "wrong_word": 1}
+    assert job.findings_total == 2
+    assert await count(engine, findings, job_id) == 2
+    rows = await service.timeline("acme", job_id)
+    assert rows is not None
+    assert rows[-1].summary.endswith("(not applied: the job had finished)")  # history, not state
+
+    failed_job = new_job_id()
+    await project(service, requested(failed_job), failed(failed_job, Stage.OCR))
+    await project(service, crosscheck_completed(failed_job))
+    assert await count(engine, findings, failed_job) == 0
+    job = await service.get_job("acme", failed_job)
+    assert job is not None
+    assert (job.state, job.findings_total, job.finding_counts) == (JobState.FAILED, 0, {})
+
+
+async def test_job_requested_forgets_what_another_tenants_events_did_before_it(
+    service: StatusService, engine: AsyncEngine
+) -> None:
+    job_id = new_job_id()
+    # Events of another tenant reach a job id before its request: they create the job, as results may.
+    await project(service, ocr_completed(job_id, "mallory"), crosscheck_completed(job_id, "mallory"))
+    assert await count(engine, findings, job_id) == 2
+    await project(service, progress(job_id, Stage.ASR, 0.5, "mallory"), requested(job_id, "acme"))
+    assert await service.get_job("mallory", job_id) is None
     job = await service.get_job("acme", job_id)
     assert job is not None
     assert job.state is JobState.ACCEPTED
-    assert await service.get_job("evil", job_id) is None
+    assert job.findings_total == 0
+    assert all(job.stages[s].state is StageState.PENDING for s in Stage)
+    assert job.captions_state is CaptionsState.PENDING
+    for table in (findings, caption_segments):
+        assert await count(engine, table, job_id) == 0
+    rows = await service.timeline("acme", job_id)
+    assert rows is not None
+    assert [r.type for r in rows] == ["captionqc.job.requested"]
+
+
+async def test_a_second_job_requested_changes_nothing(service: StatusService) -> None:
+    job_id = new_job_id()
+    await project(service, requested(job_id, callback_url="https://hooks.example.test/a"))
+    await project(service, requested(job_id, callback_url="https://elsewhere.example.test/b", at=later(5)))
+    job = await service.get_job("acme", job_id)
+    assert job is not None
+    assert job.callback_url == "https://hooks.example.test/a"
+    assert job.requested_at == later(0)
 
 
 async def test_dead_letter_from_the_runtime_fails_the_job(service: StatusService) -> None:

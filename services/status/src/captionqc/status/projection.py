@@ -5,8 +5,13 @@ they changed. The rules that make the read model safe under at-least-once, out-o
 
 - a result that arrives before ``job.requested`` still lands: the job row is created from whatever event comes
   first, and ``job.requested`` fills in the media, language, callback and creation time when it arrives;
-- ``completed`` and ``failed`` are terminal: a finished job never moves back. Later progress only reaches the
-  timeline; later results still record their stage's facts (findings, timings) but never the job's state;
+- a job belongs to the tenant recorded for it: an event naming another tenant changes nothing and is not written
+  into the job's timeline (it would tell the owner who else knows the job id). ``job.requested`` is the job's
+  record of birth: events seen before it under another tenant were not the job's, and are forgotten;
+- ``completed`` and ``failed`` are terminal: a finished job never moves back and never gains findings. Later
+  progress and results only reach the timeline (and their stage's timings), never the job's state or counts;
+- the first result of a stage wins: a second ``ocr.completed`` does not replace the captions, a second
+  ``job.requested`` does not replace the media or the callback;
 - progress never goes backwards (a late 40 % after a 60 % keeps 60 %).
 """
 
@@ -16,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +47,8 @@ _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DONE = (StageState.COMPLETED, StageState.FAILED)
 _STAGE_NAMES = frozenset(s.value for s in Stage)
 _TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED})
+# What a job keeps when its ``job.requested`` shows that earlier events were another tenant's.
+_KEPT_ON_RESET = frozenset({"job_id", "created_at", "updated_at", "first_seen_at", "loaded_row"})
 
 # The status service's own timeline entries (not events on the wire).
 DEAD_LETTERED_TYPE = "captionqc.status.dead-lettered"
@@ -123,11 +130,15 @@ class FetchedCaptions:
 class Projected:
     """What one input changed besides the job row."""
 
-    timeline: TimelineRow
+    # None: the input is not the job's (another tenant's event), so it is not even history.
+    timeline: TimelineRow | None
     findings: list[TypoFinding] = field(default_factory=list)
     # Not None: replace the job's stored captions with these.
     segments: list[CaptionSegment] | None = None
     became_terminal: bool = False
+    # The job was re-created by its ``job.requested``: what was stored for it before (timeline, findings,
+    # captions) came from events of another tenant and must go.
+    reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,14 @@ class DeadLetter:
     message: str
     source_subscription: str | None
     attributes: dict[str, str]
+
+
+def bounded_id(text: str, limit: int = 200) -> str:
+    """``text`` if it fits a key column of ``limit`` characters, else a digest of it: CloudEvents sets no length
+    limit on ``id`` or ``source``, and a key that does not fit must not fail the message forever."""
+    if len(text) <= limit:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def new_job(
@@ -174,15 +193,29 @@ def new_job_for_event(event: CloudEvent[Any], received_at: datetime) -> JobRecor
     )
 
 
+def owns(job: JobRecord, event: CloudEvent[Any]) -> bool:
+    """Whether ``event`` may change ``job``: its tenant is the job's, or it is the ``job.requested`` that records
+    the job's tenant for the first time."""
+    data = event.data
+    return data.tenant == job.tenant or (isinstance(data, JobRequested) and not job.requested)
+
+
 def project_event(
     job: JobRecord, event: CloudEvent[Any], *, received_at: datetime, captions: FetchedCaptions | None = None
 ) -> Projected:
     """Apply one decoded event to ``job`` (in place) and say what else it changed."""
+    if not owns(job, event):
+        # Internal publishers never do this. Not even the timeline: the owner must not learn who else has the id.
+        return Projected(timeline=None)
     data = event.data
-    was_terminal = job.terminal
     stage = _stage_of(event.type)
+    reset = False
+    if isinstance(data, JobRequested) and not job.requested and data.tenant != job.tenant:
+        _forget(job, data.tenant)
+        reset = True
+    was_terminal = job.terminal
     timeline = TimelineRow(
-        event_id=event.id,
+        event_id=bounded_id(event.id),
         job_id=job.job_id,
         type=event.type.value,
         time=event.time,
@@ -191,13 +224,12 @@ def project_event(
         stage=stage,
         summary=_summary(event),
     )
-    if data.tenant != job.tenant and not (isinstance(data, JobRequested) and not job.requested):
-        # Internal publishers never do this; an event that claims another tenant's job must not change it.
-        return Projected(timeline=_replace_summary(timeline, f"ignored: tenant {data.tenant!r} does not own the job"))
-    out = Projected(timeline=timeline)
+    out = Projected(timeline=timeline, reset=reset)
     job.updated_at = received_at
 
     if isinstance(data, JobRequested):
+        if job.requested:
+            return out  # the first request is the job's: a second one (a forgery or a bug) is history only
         _apply_requested(job, event, data)
     elif isinstance(data, StageProgress):
         if job.terminal:
@@ -205,10 +237,15 @@ def project_event(
         _apply_progress(job.stages[data.stage], data, event.time, received_at)
     elif isinstance(data, OcrCompleted | AsrCompleted):
         assert stage is not None
+        first = not job.stages[stage].done
         _complete_stage(job.stages[stage], event.time, received_at, data.stats.processing_s)
-        if isinstance(data, OcrCompleted):
+        if isinstance(data, OcrCompleted) and first:
             out.segments = _apply_captions(job, data, captions)
     elif isinstance(data, CrosscheckCompleted):
+        if job.terminal or job.stages[Stage.CROSSCHECK].done:
+            # Findings and counts are the first outcome's: a late or second one is history, never a rewrite.
+            out.timeline = _replace_summary(timeline, f"{timeline.summary} (not applied: the job had finished)")
+            return out
         _complete_stage(job.stages[Stage.CROSSCHECK], event.time, received_at, None)
         out.findings = list(data.findings)
         counts: dict[str, int] = {}
@@ -216,9 +253,8 @@ def project_event(
             counts[finding.kind.value] = counts.get(finding.kind.value, 0) + 1
         job.finding_counts = counts
         job.findings_total = len(data.findings)
-        if not job.terminal:
-            job.state = JobState.COMPLETED
-            job.completed_at = event.time
+        job.state = JobState.COMPLETED
+        job.completed_at = event.time
     elif isinstance(data, StageFailed):
         record = job.stages[data.stage]
         record.last_event_at = received_at
@@ -347,6 +383,14 @@ def _apply_requested(job: JobRecord, event: CloudEvent[Any], data: JobRequested)
     job.created_at = data.requested_at
     # The job's trace starts at the request: prefer its trace id over whatever event happened to come first.
     job.trace_id = event_trace_id(event) or job.trace_id
+
+
+def _forget(job: JobRecord, tenant: str) -> None:
+    """Start ``job`` again as ``tenant``'s: what earlier events of another tenant set on it was never the job's."""
+    fresh = new_job(job.job_id, tenant, event_time=job.created_at, received_at=job.first_seen_at, trace_id=None)
+    for f in fields(JobRecord):
+        if f.name not in _KEPT_ON_RESET:
+            setattr(job, f.name, getattr(fresh, f.name))
 
 
 def _apply_progress(record: StageRecord, data: StageProgress, time: datetime, received_at: datetime) -> None:

@@ -461,6 +461,12 @@ def _findings_params(items: Sequence[tuple[str, Sequence[TypoFinding]]]) -> dict
     return _arrays(findings, _FINDING_COLUMNS, values)
 
 
+async def forget_job_history(session: Executor, job_ids: Sequence[str]) -> None:
+    """Delete the timeline and findings of ``job_ids`` (their events turned out to be another tenant's)."""
+    await session.execute(delete(timeline).where(timeline.c.job_id.in_(job_ids)))
+    await session.execute(delete(findings).where(findings.c.job_id.in_(job_ids)))
+
+
 async def add_timeline(session: Executor, rows: Sequence[TimelineRow]) -> None:
     if rows:
         await session.execute(_ADD_TIMELINE, _timeline_params(rows))

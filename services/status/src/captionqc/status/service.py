@@ -120,14 +120,31 @@ class StatusService:
             timeline: list[TimelineRow] = []
             findings: dict[str, list[TypoFinding]] = {}
             captions: dict[str, list[CaptionSegment]] = {}
+            reset: set[str] = set()
             for item in fresh:
                 job = records[item.event.data.job_id]
                 out = project_event(job, item.event, received_at=received_at, captions=item.captions)
+                if out.timeline is None:
+                    # No tenant names here: the log is read by people who may serve either tenant.
+                    log.warning(
+                        "event ignored: its tenant does not own the job",
+                        extra={"job_id": job.job_id, "event_id": item.event.id, "event_type": item.event.type.value},
+                    )
+                    continue
+                if out.reset:
+                    # What this batch gathered for the job so far was another tenant's too.
+                    reset.add(job.job_id)
+                    timeline = [row for row in timeline if row.job_id != job.job_id]
+                    findings.pop(job.job_id, None)
+                    captions[job.job_id] = []
                 timeline.append(out.timeline)
                 if out.findings:
                     findings.setdefault(job.job_id, []).extend(out.findings)
                 if out.segments is not None:
                     captions[job.job_id] = out.segments
+            if reset:
+                log.warning("job history from another tenant's events dropped", extra={"count": len(reset)})
+                await repo.forget_job_history(conn, sorted(reset))
             await repo.save_projection(conn, records.values(), timeline, list(findings.items()))
             await repo.replace_captions(conn, captions)
             queued = await repo.queue_webhooks(conn, records.values(), received_at)
@@ -156,7 +173,7 @@ class StatusService:
                 return True
             out = project_dead_letter(job, letter, received_at=received_at)
             await repo.save_jobs(session, [job])
-            await repo.add_timeline(session, [out.timeline])
+            await repo.add_timeline(session, [out.timeline] if out.timeline is not None else [])
             queued = await repo.queue_webhooks(session, [job], received_at)
         self._after_commit([letter.job_id], queued)
         return True
@@ -171,7 +188,7 @@ class StatusService:
             timeline = []
             for job in candidates:
                 out = expire_job(job, now=now, deadline_s=deadline_s)
-                if out is not None:
+                if out is not None and out.timeline is not None:
                     expired.append(job)
                     timeline.append(out.timeline)
             await repo.save_jobs(session, expired)
