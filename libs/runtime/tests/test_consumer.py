@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -18,13 +18,6 @@ from captionqc.runtime.testing.bus import pull_messages
 from captionqc.schemas import CloudEvent, EventType, FailureReason, Stage, StageFailed, TopicName, from_pubsub
 
 from .helpers import job_requested
-
-
-@pytest.fixture
-async def publisher(pubsub_project: str) -> AsyncIterator[EventPublisher]:
-    pub = EventPublisher(pubsub_project)
-    yield pub
-    pub.close()
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

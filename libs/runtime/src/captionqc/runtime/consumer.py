@@ -3,12 +3,17 @@
 A service gives it routes (subscription → handler). The runner:
 
 - decodes each message into a typed `CloudEvent`; a message that can never be decoded (bad JSON, unknown type,
-  unsupported version) is forwarded to the dead-letter topic with the reason and acked — never retried;
+  unsupported version, unstorable text) is forwarded to the dead-letter topic with the reason and acked — never
+  retried;
+- refuses, the same way, an event of a type the subscription's producers do not publish (``unexpected_type``):
+  what a handler sees on ``status-findings`` is a findings event, never a forged ``job.requested``;
 - continues the publisher's trace (W3C ``traceparent`` in the attributes) in a CONSUMER span;
 - bounds concurrency with the subscriber's flow control (a message counts until it is acked or nacked);
 - maps the handler's outcome: success → ack; `PermanentError` → ``captionqc.<stage>.failed`` with the reason,
-  then ack; `TransientError` or anything unexpected → nack, so the subscription's retry policy backs off and its
-  dead-letter policy ends a message that keeps failing;
+  then ack; `MessageRefused` → dead letter with its reason, then ack; `TransientError` or anything unexpected →
+  nack, so the subscription's retry policy backs off and its dead-letter policy ends a message that keeps failing;
+- keeps credentials in (``SECRET_ATTRIBUTES``): a dead letter's copy and a raw handler's attributes lack them,
+  and no log line or span carries attributes;
 - runs CPU-bound work off the event loop (``ctx.run_in_pool`` / ``ctx.run_in_process``);
 - on SIGTERM stops taking messages, lets in-flight work finish within the grace period, and nacks the rest.
 
@@ -32,6 +37,7 @@ import functools
 import logging
 import multiprocessing
 import signal
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
@@ -43,20 +49,23 @@ from google.cloud.pubsub_v1.subscriber.message import Message
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from captionqc.runtime.errors import PermanentError, TransientError
+from captionqc.runtime.errors import MessageRefused, PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging, log_context
-from captionqc.runtime.pubsub import EventPublisher, subscription_path
+from captionqc.runtime.pubsub import EventPublisher, is_secret_attribute, subscription_path
 from captionqc.runtime.settings import ServiceSettings
 from captionqc.runtime.stage_events import stage_failed_event
 from captionqc.runtime.tracing import configure_tracing, extract_trace_context, shutdown_tracing
 from captionqc.schemas import (
     CloudEvent,
     EventDecodeError,
+    EventType,
     FailureReason,
+    Refusal,
     Stage,
     TopicName,
     from_pubsub,
 )
+from captionqc.schemas.topology import accepted_types
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +107,9 @@ class Route:
     # True: ``handler`` is a `RawHandler`; no decoding, no dead-lettering. A `PermanentError` is logged and the
     # message acked (there is nowhere further to send it); anything else is nacked as usual.
     raw: bool = False
+    # The event types the handler may see; None: those the subscription's producers publish (`accepted_types`).
+    # Any other type is dead-lettered as ``unexpected_type`` before the handler.
+    accepts: frozenset[EventType] | None = None
 
 
 @dataclass
@@ -149,6 +161,7 @@ class ConsumerRunner:
         self.project = project
         self.source = source
         self.routes = {r.subscription: r for r in routes}
+        self._accepts = {r.subscription: _accepted(r) for r in routes if not r.raw}
         self.publisher = publisher
         self.failure_stage = failure_stage
         self.grace_s = grace_s
@@ -292,9 +305,21 @@ class ConsumerRunner:
             span.set_attribute("cloudevents.event_id", event.id)
             span.set_attribute("cloudevents.event_type", event.type.value)
             with log_context(job_id=event.subject, event_id=event.id, subscription=route.subscription):
+                if event.type not in self._accepts[route.subscription]:
+                    span.set_status(Status(StatusCode.ERROR, Refusal.UNEXPECTED_TYPE.value))
+                    log.warning(
+                        "event of an unexpected type dead-lettered",
+                        extra={"event_type": event.type.value, "reason": Refusal.UNEXPECTED_TYPE.value},
+                    )
+                    message = f"{event.type.value} is not published on the topic of {route.subscription}"
+                    return await self._dead_letter(route, data, attributes, Refusal.UNEXPECTED_TYPE, message)
                 ctx = _Context(route.subscription, delivery_attempt, self)
                 try:
                     await cast(Handler, route.handler)(event, ctx)
+                except MessageRefused as exc:
+                    span.set_status(Status(StatusCode.ERROR, exc.reason.value))
+                    log.warning("message refused: %s", exc.message, extra={"reason": exc.reason.value})
+                    return await self._dead_letter(route, data, attributes, exc.reason, exc.message)
                 except PermanentError as exc:
                     span.set_status(Status(StatusCode.ERROR, exc.reason.value))
                     log.warning("permanent failure: %s", exc.message, extra={"reason": exc.reason.value})
@@ -318,11 +343,13 @@ class ConsumerRunner:
         self, route: Route, data: bytes, attributes: Mapping[str, str], delivery_attempt: int
     ) -> Outcome:
         span = trace.get_current_span()
+        # A message Pub/Sub itself dead-lettered still carries whatever its publisher attached, tokens included.
+        attributes = _forwardable(attributes)
         with log_context(job_id=attributes.get("ce-subject"), event_id=attributes.get("ce-id")):
             ctx = _Context(route.subscription, delivery_attempt, self)
             try:
                 await cast(RawHandler, route.handler)(data, attributes, ctx)
-            except PermanentError as exc:
+            except (PermanentError, MessageRefused) as exc:
                 span.set_status(Status(StatusCode.ERROR, exc.reason.value))
                 log.error("raw message dropped: %s", exc.message, extra={"reason": exc.reason.value})
                 return Outcome.ACK
@@ -366,8 +393,8 @@ class ConsumerRunner:
         self, route: Route, data: bytes, attributes: Mapping[str, str], reason: str, message: str
     ) -> Outcome:
         forwarded = {
-            **attributes,
-            DEAD_LETTER_REASON: reason,
+            **_forwardable(attributes),
+            DEAD_LETTER_REASON: str(reason),
             DEAD_LETTER_MESSAGE: message[:1024],
             DEAD_LETTER_SOURCE: subscription_path(self.project, route.subscription),
         }
@@ -411,6 +438,31 @@ class ConsumerRunner:
             return Response(status_code=204 if outcome is Outcome.ACK else 503)
 
         return app
+
+
+def _accepted(route: Route) -> frozenset[EventType]:
+    if route.accepts is not None:
+        return route.accepts
+    try:
+        return accepted_types(route.subscription)
+    except KeyError:
+        raise ValueError(
+            f"subscription {route.subscription!r} is not in the topology: give its Route the event types it accepts"
+        ) from None
+
+
+def _forwardable(attributes: Mapping[str, str]) -> dict[str, str]:
+    """The attributes a copy of a message may carry on: no credential, and nothing the dead-letter record could
+    not store (a key or value with a control character: the reason attached with it names which)."""
+    return {
+        k: v
+        for k, v in attributes.items()
+        if not is_secret_attribute(k) and not _has_control(k) and not _has_control(v)
+    }
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
 
 
 def verify_push_oidc_token(audience: str, service_account_email: str | None) -> Callable[[str | None], None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from captionqc.schemas import FailureReason
+from captionqc.schemas import FailureReason, Refusal
 
 
 class PermanentError(Exception):
@@ -16,3 +16,15 @@ class PermanentError(Exception):
 
 class TransientError(Exception):
     """Worth another try: the consumer nacks, and the subscription's retry policy backs off."""
+
+
+class MessageRefused(Exception):
+    """The message must not be acted on at all (a bad token, another tenant's job, …): the consumer forwards it to
+    the dead-letter topic with ``reason`` and acks. Never a ``*.failed`` event: a refused message is not a job's
+    failure, and may not even name a job of its sender's. ``message`` is recorded with it, so it names no secret
+    and no other tenant."""
+
+    def __init__(self, reason: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message

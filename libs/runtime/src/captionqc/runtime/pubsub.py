@@ -18,9 +18,23 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1 import types as pstypes
 
 from captionqc.runtime.tracing import inject_trace_context
-from captionqc.schemas import EVENT_TOPICS, TOPOLOGY, CloudEvent, Topology, to_pubsub
+from captionqc.schemas import EVENT_TOPICS, TOPOLOGY, CloudEvent, TopicName, Topology, to_pubsub
 
 log = logging.getLogger(__name__)
+
+# Message attributes that hold credentials: an intake message's bearer token. They are read from the received
+# event's extensions by the one handler that verifies them, and never leave: not forwarded to another topic
+# (dead letters included), not handed to raw handlers, never logged nor written into spans.
+SECRET_ATTRIBUTES: frozenset[str] = frozenset({"authorization"})
+
+
+def is_secret_attribute(name: str) -> bool:
+    return name.lower() in SECRET_ATTRIBUTES
+
+
+def without_secrets(attributes: Mapping[str, str]) -> dict[str, str]:
+    """``attributes`` minus every credential (`SECRET_ATTRIBUTES`, any case)."""
+    return {k: v for k, v in attributes.items() if not is_secret_attribute(k)}
 
 
 def topic_path(project: str, topic: str) -> str:
@@ -59,6 +73,10 @@ class EventPublisher:
         return await self.publish_raw(topic or EVENT_TOPICS[event.type], data, attributes)
 
     async def publish_raw(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
+        """Publish one message as given; credentials are dropped from it unless it goes to the intake topic,
+        where upstream publishers put them (our internal topics never carry one)."""
+        if topic != TopicName.INTAKE:
+            attributes = without_secrets(attributes)
         async with self._slots:
             future = self._client.publish(topic_path(self.project, topic), data, **dict(attributes))
             message_id: str = await asyncio.wrap_future(future)
