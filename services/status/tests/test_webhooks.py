@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from captionqc.runtime.callback_url import CallbackPolicy, check_callback_url
+from captionqc.runtime.http.auth import JwtMode
 from captionqc.runtime.media_uri import MediaUriError
 from captionqc.runtime.settings import Environment
+from captionqc.runtime.tenants import update_tenant
 from captionqc.runtime.testing.tls import TlsServer, rebinding_dns, tls_server
 from captionqc.schemas import Stage
 from captionqc.status import repository as repo
@@ -25,7 +29,6 @@ from captionqc.status.webhooks import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
     WebhookSender,
-    check_callback_url,
     verify_signature,
 )
 
@@ -33,18 +36,28 @@ from .helpers import SECRET, crosscheck_completed, failed, new_job_id, requested
 from .test_consumer import eventually
 
 ACME_SECRET = "acme-webhook-secret-0123456789"
-LOCAL_HOOKS = {
-    "callback_allowed_hosts": ["127.0.0.1"],
-    "callback_allow_private_hosts": True,
-    "webhook_secrets": SecretStr(json.dumps({"acme": ACME_SECRET})),
-}
+BETA_SECRET = "beta-webhook-secret-9876543210"
+LOCAL_HOOKS = {"callback_allow_loopback": True, "tenant_cache_s": 0.0}
 
 
 HOOKS_HOST = "hooks.example.test"
-PUBLIC_HOOKS = {
-    "callback_allowed_hosts": [HOOKS_HOST],
-    "webhook_secrets": SecretStr(json.dumps({"acme": ACME_SECRET})),
-}
+PUBLIC_HOOKS = {"callback_allowed_hosts": HOOKS_HOST, "tenant_cache_s": 0.0}
+
+
+async def _set_tenant(db_url: str, name: str, **changes: Any) -> None:
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await update_tenant(conn, name, **changes)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def webhook_secrets(db_url: str) -> None:
+    """Each tenant signs with its own secret from the registry (the conftest registered acme and beta)."""
+    await _set_tenant(db_url, "acme", webhook_secret=ACME_SECRET)
+    await _set_tenant(db_url, "beta", webhook_secret=BETA_SECRET)
 
 
 class Receiver:
@@ -97,7 +110,7 @@ async def delivery(service: StatusService, job_id: str) -> Any:
 
 @pytest.mark.parametrize("status_app", [LOCAL_HOOKS], indirect=True)
 async def test_one_signed_post_retried_after_503_and_never_twice(
-    status_app: Any, app_service: StatusService, receiver: Receiver
+    webhook_secrets: None, status_app: Any, app_service: StatusService, receiver: Receiver
 ) -> None:
     job_id = new_job_id()
     final = crosscheck_completed(job_id)
@@ -125,7 +138,9 @@ async def test_one_signed_post_retried_after_503_and_never_twice(
 
     # The final event redelivered, another final event, and a second replica's sender: nothing more is sent.
     await project(app_service, final, failed(job_id, Stage.CROSSCHECK))
-    other_replica = WebhookSender(app_service.sessions, status_app.state.status.settings, _client())
+    other_replica = WebhookSender(
+        app_service.sessions, status_app.state.status.settings, _client(), status_app.state.status.webhooks._tenants
+    )
     assert await other_replica.deliver_pending() == 0
     assert await status_app.state.status.webhooks.deliver_pending() == 0
     time.sleep(0.5)
@@ -139,31 +154,73 @@ def _client() -> Any:
 
 
 @pytest.mark.parametrize("status_app", [LOCAL_HOOKS], indirect=True)
-async def test_failed_job_is_reported_too(app_service: StatusService, receiver: Receiver) -> None:
+async def test_failed_job_is_reported_too_signed_with_its_own_tenants_secret(
+    webhook_secrets: None, app_service: StatusService, receiver: Receiver
+) -> None:
     receiver.statuses.clear()
     job_id = new_job_id()
-    await project(app_service, failed(job_id, Stage.ASR), requested(job_id, callback_url=receiver.url))
+    await project(
+        app_service, failed(job_id, Stage.ASR, tenant="beta"), requested(job_id, "beta", callback_url=receiver.url)
+    )
     await eventually(lambda: _received(receiver, 1), timeout=20)
     headers, body = receiver.received[0]
     assert headers[EVENT_HEADER] == "job.failed"
     assert json.loads(body)["failure"]["reason"] == "no_audio_stream"
+    assert verify_signature(BETA_SECRET.encode(), body, headers[SIGNATURE_HEADER], now=time.time())
+    assert not verify_signature(ACME_SECRET.encode(), body, headers[SIGNATURE_HEADER], now=time.time())
 
 
 async def _received(receiver: Receiver, n: int) -> bool:
     return len(receiver.received) >= n
 
 
-async def test_private_callback_is_refused_by_default(app_service: StatusService, receiver: Receiver) -> None:
-    job_id = new_job_id()
-    await project(app_service, requested(job_id, callback_url=receiver.url), crosscheck_completed(job_id))
-
+async def _refused_with(service: StatusService, job_id: str) -> str:
     async def refused() -> bool:
-        row = await delivery(app_service, job_id)
+        row = await delivery(service, job_id)
         return row is not None and row.state == "refused"
 
     await eventually(refused, timeout=20)
-    row = await delivery(app_service, job_id)
-    assert row.last_error.startswith("scheme_not_allowed")
+    row = await delivery(service, job_id)
+    return str(row.last_error)
+
+
+async def test_loopback_callback_is_refused_without_the_opt_in(app_service: StatusService, receiver: Receiver) -> None:
+    job_id = new_job_id()
+    await project(app_service, requested(job_id, callback_url=receiver.url), crosscheck_completed(job_id))
+    assert (await _refused_with(app_service, job_id)).startswith("private_address: ")
+    assert receiver.received == []
+
+
+@pytest.mark.parametrize("status_app", [LOCAL_HOOKS], indirect=True)
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://2852039166/x", "metadata_host"),
+        ("https://user:pass@127.0.0.1/x", "userinfo"),
+        ("http://10.1.2.3/x", "private_address"),
+        ("https://hooks.example.test/x", "host_not_allowed"),  # allowed at submit once, not any more
+    ],
+)
+async def test_a_refused_delivery_records_the_rule_on_its_row(app_service: StatusService, url: str, rule: str) -> None:
+    job_id = new_job_id()
+    await project(app_service, requested(job_id, callback_url=url), crosscheck_completed(job_id))
+    assert (await _refused_with(app_service, job_id)).startswith(f"{rule}: ")
+
+
+@pytest.mark.parametrize("status_app", [LOCAL_HOOKS], indirect=True)
+async def test_no_webhook_for_a_tenant_not_registered_or_disabled(
+    db_url: str, app_service: StatusService, receiver: Receiver
+) -> None:
+    await _set_tenant(db_url, "beta", enabled=False)
+    ghost, disabled = new_job_id(), new_job_id()
+    await project(
+        app_service, requested(ghost, "ghost", callback_url=receiver.url), crosscheck_completed(ghost, "ghost")
+    )
+    await project(
+        app_service, requested(disabled, "beta", callback_url=receiver.url), crosscheck_completed(disabled, "beta")
+    )
+    assert (await _refused_with(app_service, ghost)).startswith("unknown_tenant: ")
+    assert (await _refused_with(app_service, disabled)).startswith("tenant_disabled: ")
     assert receiver.received == []
 
 
@@ -176,7 +233,7 @@ def tls_receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
 
 @pytest.mark.parametrize("status_app", [PUBLIC_HOOKS], indirect=True)
 async def test_webhook_goes_to_the_checked_address_over_tls_for_the_name(
-    tls_receiver: tuple[TlsServer, list[str]], status_app: Any, app_service: StatusService
+    tls_receiver: tuple[TlsServer, list[str]], webhook_secrets: None, status_app: Any, app_service: StatusService
 ) -> None:
     server, lookups = tls_receiver
     job_id = new_job_id()
@@ -196,8 +253,16 @@ async def test_webhook_goes_to_the_checked_address_over_tls_for_the_name(
     assert json.loads(server.seen[0].body)["job_id"] == job_id
 
 
-def test_callback_url_rules() -> None:
-    strict = StatusSettings(jwt_secret=SecretStr(SECRET), callback_allowed_hosts=["hooks.example.com", "10.1.2.3"])
+def test_settings_take_the_gateways_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAPTIONQC_STATUS_JWT_SECRET", SECRET)
+    monkeypatch.setenv("CAPTIONQC_STATUS_CALLBACK_ALLOWED_HOSTS", "hooks.example.com, B.example.org")
+    monkeypatch.setenv("CAPTIONQC_STATUS_CALLBACK_ALLOW_LOOPBACK", "true")
+    assert StatusSettings().callback_policy() == CallbackPolicy(
+        frozenset({"hooks.example.com", "b.example.org"}), allow_loopback=True
+    )
+    strict = StatusSettings(
+        jwt_secret=SecretStr(SECRET), callback_allowed_hosts=frozenset({"hooks.example.com", "10.1.2.3"})
+    )
     for url, rule in [
         ("http://hooks.example.com/x", "scheme_not_allowed"),
         ("https://evil.example.net/x", "host_not_allowed"),
@@ -206,25 +271,17 @@ def test_callback_url_rules() -> None:
         ("https://169.254.169.254/latest", "metadata_host"),
     ]:
         with pytest.raises(MediaUriError) as caught:
-            check_callback_url(url, strict)
+            check_callback_url(url, strict.callback_policy())
         assert caught.value.rule == rule, url
-    local = StatusSettings(
-        jwt_secret=SecretStr(SECRET), callback_allowed_hosts=["127.0.0.1"], callback_allow_private_hosts=True
-    )
-    check_callback_url("http://127.0.0.1:8080/hook", local)
-    for url in ("ftp://127.0.0.1/x", "http://localhost/x", "http://metadata.google.internal/x"):
-        with pytest.raises(MediaUriError):
-            check_callback_url(url, local)
 
 
-def test_private_callbacks_are_refused_in_production() -> None:
-    with pytest.raises(ValidationError, match="callback_allow_private_hosts"):
+def test_loopback_callbacks_are_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="callback_allow_loopback"):
         StatusSettings(
             environment=Environment.PRODUCTION,
-            jwt_mode="jwks",
+            jwt_mode=JwtMode.JWKS,
             jwks_url="https://idp.example.com/jwks",
             jwt_issuer="https://idp.example.com",
             jwt_audience="captionqc",
-            webhook_default_secret=SecretStr("a-real-secret-from-secret-manager"),
-            callback_allow_private_hosts=True,
+            callback_allow_loopback=True,
         )

@@ -19,15 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from captionqc.gateway import repository
 from captionqc.gateway.settings import GatewaySettings
 from captionqc.gateway.tables import outbox
+from captionqc.runtime.callback_url import check_callback_url
 from captionqc.runtime.http.auth import Principal
 from captionqc.runtime.http.errors import Conflict, InvalidInput
-from captionqc.runtime.media_uri import MediaUriError, check_https_host, check_media_uri
+from captionqc.runtime.media_uri import MediaUriError, check_media_uri
 from captionqc.runtime.messaging_tables import add_to_outbox
 from captionqc.schemas import EventType, JobRequested, MediaRef, new_event
 from captionqc.schemas.api import ErrorDetail, JobAccepted, JobCreate, JobLinks
 
 ACCEPTED = 202
-_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.goog", "169.254.169.254"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _rejected(field: str, exc: MediaUriError) -> InvalidInput:
 
 
 async def check_urls(job: JobCreate, settings: GatewaySettings) -> None:
-    """Apply the media URI policy and the callback rules; 422 naming the field and the rule."""
+    """Apply the media URI policy and the callback-URL policy; 422 naming the field and the rule."""
     policy = settings.media_policy()
     try:
         if urlsplit(job.media_uri).scheme.lower() == "https":
@@ -67,24 +67,10 @@ async def check_urls(job: JobCreate, settings: GatewaySettings) -> None:
     if job.callback_url is None:
         return
     try:
-        if settings.callback_allow_private_hosts:
-            _check_local_callback(job.callback_url)
-        else:
-            await asyncio.to_thread(check_https_host, job.callback_url, settings.callback_allowed_hosts)
+        # The status service applies the same policy again before each delivery.
+        await asyncio.to_thread(check_callback_url, job.callback_url, settings.callback_policy())
     except MediaUriError as exc:
         raise _rejected("callback_url", exc) from None
-
-
-def _check_local_callback(url: str) -> None:
-    """Local end-to-end runs receive webhooks on 127.0.0.1 over plain http; the metadata server stays off-limits."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in {"http", "https"}:
-        raise MediaUriError("scheme_not_allowed", "only http:// and https:// callbacks are allowed")
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise MediaUriError("uri_syntax", "the URL has no host")
-    if host in _METADATA_HOSTS or host.endswith(".internal"):
-        raise MediaUriError("metadata_host", f"{host!r} is a metadata or internal host")
 
 
 async def accept_job(

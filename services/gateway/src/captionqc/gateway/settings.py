@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from captionqc.runtime.callback_url import CallbackSettings, parse_host_list
 from captionqc.runtime.http.auth import AuthSettings
 from captionqc.runtime.media_uri import MediaUriPolicy
-from captionqc.runtime.settings import Environment, ServiceSettings
+from captionqc.runtime.settings import ServiceSettings
 
 HostList = Annotated[frozenset[str], NoDecode]
 
 
-class GatewaySettings(ServiceSettings, AuthSettings):
+class GatewaySettings(ServiceSettings, AuthSettings, CallbackSettings):
     model_config = SettingsConfigDict(env_prefix="CAPTIONQC_GATEWAY_", extra="ignore", frozen=True)
 
     service_name: str = "gateway"
@@ -28,32 +29,16 @@ class GatewaySettings(ServiceSettings, AuthSettings):
     allowed_https_hosts: HostList = Field(
         default=frozenset(), description="Hosts https:// media may come from (comma-separated)."
     )
-    callback_allowed_hosts: HostList = Field(
-        default=frozenset(), description="Hosts callback_url may point to (comma-separated)."
-    )
-    callback_allow_private_hosts: bool = Field(
-        default=False,
-        description="Local end-to-end tests only: allow http(s) callbacks to any host, loopback included. "
-        "Refused in production.",
-    )
     relay_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     idempotency_key_ttl_s: Annotated[float, Field(gt=0, le=30 * 86400)] = Field(
         default=86400.0, description="How long an Idempotency-Key is remembered; after that it may be used again."
     )
     publisher_max_in_flight: Annotated[int, Field(ge=1, le=10000)] = 1000
 
-    @field_validator("allowed_https_hosts", "callback_allowed_hosts", mode="before")
+    @field_validator("allowed_https_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return frozenset(h.strip().lower() for h in value.split(",") if h.strip())
-        return value
-
-    @model_validator(mode="after")
-    def _no_private_callbacks_in_production(self) -> GatewaySettings:
-        if self.environment is Environment.PRODUCTION and self.callback_allow_private_hosts:
-            raise ValueError("callback_allow_private_hosts must not be set in production")
-        return self
+        return parse_host_list(value)
 
     def secrets_to_check(self) -> dict[str, SecretStr | None]:
         return {"jwt_secret": self.jwt_secret}

@@ -23,6 +23,7 @@ from captionqc.runtime.http.health import health_router
 from captionqc.runtime.http.middleware import install_middleware
 from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.tenants import TenantDirectory
 from captionqc.runtime.tracing import configure_tracing, shutdown_tracing
 from captionqc.status.consumer import CaptionFetcher, ProjectionBatcher, status_routes
 from captionqc.status.endpoints import router
@@ -53,8 +54,10 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
         configure_tracing(settings)
         engine = create_engine(settings)
         sessions = session_factory(engine)
+        tenants = TenantDirectory(engine)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False)
-        webhooks = WebhookSender(sessions, settings, client)
+        # Webhooks are signed with each tenant's secret from the tenant registry.
+        webhooks = WebhookSender(sessions, settings, client, tenants)
         service = StatusService(sessions, changes=JobChanges(), on_webhook_queued=webhooks.wake)
         sweeper = DeadlineSweeper(
             service,

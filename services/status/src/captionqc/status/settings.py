@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from captionqc.runtime.callback_url import CallbackSettings
 from captionqc.runtime.http.auth import AuthSettings
-from captionqc.runtime.settings import Environment, ServiceSettings
+from captionqc.runtime.settings import ServiceSettings
 
 
-class StatusSettings(ServiceSettings, AuthSettings):
+class StatusSettings(ServiceSettings, AuthSettings, CallbackSettings):
     model_config = SettingsConfigDict(env_prefix="CAPTIONQC_STATUS_", extra="ignore", frozen=True)
 
     service_name: str = "status"
@@ -46,21 +46,8 @@ class StatusSettings(ServiceSettings, AuthSettings):
     stream_heartbeat_s: Annotated[float, Field(gt=0, le=300)] = 15.0
 
     # -- webhooks ----------------------------------------------------------------------------------------------
-    webhook_secrets: SecretStr = Field(
-        default=SecretStr("{}"), description='JSON object tenant → signing secret, e.g. {"acme": "…"}.'
-    )
-    webhook_default_secret: SecretStr = Field(
-        default=SecretStr("local-dev-secret"), description="Signing secret of tenants not in webhook_secrets."
-    )
-    callback_allowed_hosts: list[str] = Field(
-        default_factory=list,
-        description="Hosts webhooks may be sent to; '*' allows any host that resolves to public addresses only.",
-    )
-    callback_allow_private_hosts: bool = Field(
-        default=False,
-        description="Allow plain http:// and loopback/private addresses for webhooks (tests only; refused in "
-        "production).",
-    )
+    # Where they may go: `CallbackSettings` (callback_allowed_hosts, callback_allow_loopback), the gateway's format.
+    # How they are signed: each tenant's webhook_secret in the tenant registry.
     webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
     webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     webhook_backoff_initial_s: Annotated[float, Field(ge=0, le=60)] = 1.0
@@ -68,31 +55,3 @@ class StatusSettings(ServiceSettings, AuthSettings):
     webhook_poll_interval_s: Annotated[float, Field(gt=0, le=300)] = 2.0
     # A sender that claimed a delivery and died is replaced after this long (at-least-once, not exactly-once).
     webhook_lease_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
-
-    @field_validator("webhook_secrets")
-    @classmethod
-    def _secrets_are_a_json_map(cls, value: SecretStr) -> SecretStr:
-        parsed = json.loads(value.get_secret_value() or "{}")
-        if not isinstance(parsed, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in parsed.items()
-        ):
-            raise ValueError("webhook_secrets must be a JSON object of tenant → non-empty secret")
-        return value
-
-    @model_validator(mode="after")
-    def _no_private_callbacks_in_production(self) -> StatusSettings:
-        if self.environment is Environment.PRODUCTION and self.callback_allow_private_hosts:
-            raise ValueError("refusing to start in production with callback_allow_private_hosts=true")
-        return self
-
-    def secrets_to_check(self) -> dict[str, SecretStr | None]:
-        tenants = json.loads(self.webhook_secrets.get_secret_value() or "{}")
-        return {
-            "webhook_default_secret": self.webhook_default_secret,
-            **{f"webhook_secrets[{tenant}]": SecretStr(secret) for tenant, secret in tenants.items()},
-        }
-
-    def webhook_secret_for(self, tenant: str) -> bytes:
-        tenants: dict[str, str] = json.loads(self.webhook_secrets.get_secret_value() or "{}")
-        secret = tenants.get(tenant) or self.webhook_default_secret.get_secret_value()
-        return secret.encode()

@@ -6,8 +6,11 @@ job id, so a redelivered final event or a second replica cannot queue a second o
 the outcome. A sender that dies mid-delivery leaves its lease to run out and another sender tries again: the
 receiver may, rarely, see the same delivery twice and can dedupe on ``X-Captionqc-Delivery``.
 
+Before each delivery the URL is checked again against the one callback policy (`captionqc.runtime.callback_url`,
+the gateway's at submit); a refusal is recorded on the row (state ``refused``, ``last_error`` = ``<rule>: …``).
+
 Signature: ``X-Captionqc-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the tenant's
-secret>``; see the README for how a receiver verifies it.
+webhook secret from the tenant registry>``; see the README for how a receiver verifies it.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ import hmac
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from captionqc.runtime.callback_url import check_callback_url
 from captionqc.runtime.db import unit_of_work
-from captionqc.runtime.media_uri import MediaUriError, PinnedUrl, pin_https_url, request_target
+from captionqc.runtime.media_uri import MediaUriError, request_target
+from captionqc.runtime.tenants import TenantDirectory
+from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import JobState
 from captionqc.status import repository as repo
 from captionqc.status.settings import StatusSettings
@@ -37,7 +42,6 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Captionqc-Signature"
 EVENT_HEADER = "X-Captionqc-Event"
 DELIVERY_HEADER = "X-Captionqc-Delivery"
-_METADATA = frozenset({"metadata.google.internal", "metadata", "metadata.goog", "169.254.169.254"})
 _BATCH = 20
 
 
@@ -75,42 +79,18 @@ def verify_signature(secret: bytes, body: bytes, header: str, *, now: float, tol
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def check_callback_url(url: str, settings: StatusSettings) -> PinnedUrl | None:
-    """The media-URI SSRF rules, for webhooks: allow-listed host, https, public addresses only.
-
-    ``callback_allow_private_hosts`` (never in production) relaxes the scheme and address rules for tests and
-    local stacks that receive webhooks on 127.0.0.1; the allow-list still applies.
-    """
-    allowed = frozenset(h.lower() for h in settings.callback_allowed_hosts)
-    parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
-    if "*" in allowed and host:
-        allowed = allowed | {host}
-    if not settings.callback_allow_private_hosts:
-        return pin_https_url(url, allowed)  # resolves the name: callers run this in a thread
-    if parts.scheme.lower() not in {"http", "https"}:
-        raise MediaUriError("scheme_not_allowed", "only http:// and https:// callback URLs are allowed")
-    if parts.username or parts.password:
-        raise MediaUriError("userinfo", "credentials in the URL are not allowed")
-    if not host:
-        raise MediaUriError("uri_syntax", "the URL has no host")
-    if host in _METADATA or host.endswith(".internal"):
-        raise MediaUriError("metadata_host", f"{host!r} is a metadata or internal host")
-    if host not in allowed:
-        raise MediaUriError("host_not_allowed", f"host {host!r} is not in the allow-list")
-    return None
-
-
 class WebhookSender:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         settings: StatusSettings,
         client: httpx.AsyncClient,
+        tenants: TenantDirectory,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._client = client
+        self._tenants = tenants
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -159,11 +139,19 @@ class WebhookSender:
     async def _deliver(self, delivery: repo.Delivery) -> None:
         attempts = delivery.attempts
         status: int | None = None
+        # The policy of today, not the one the gateway applied at submit: hosts may have left the allow-list since,
+        # and the name may resolve elsewhere now.
         try:
-            pinned = await asyncio.to_thread(check_callback_url, delivery.url, self._settings)
+            pinned = await asyncio.to_thread(check_callback_url, delivery.url, self._settings.callback_policy())
         except MediaUriError as exc:
-            log.warning("webhook refused: %s", exc.message, extra={"job_id": delivery.job_id, "reason": exc.rule})
-            await self._finish(delivery.job_id, "refused", attempts, None, f"{exc.rule}: {exc.message}")
+            await self._refuse(delivery, exc.rule, exc.message)
+            return
+        tenant = await self._tenants.get(delivery.tenant)
+        if tenant is None or not tenant.webhook_secret:
+            await self._refuse(delivery, Refusal.UNKNOWN_TENANT, "the tenant is not in the registry")
+            return
+        if not tenant.enabled:
+            await self._refuse(delivery, Refusal.TENANT_DISABLED, "the tenant is disabled")
             return
         async with self._sessions() as session:
             job = await repo.get_job_any_tenant(session, delivery.job_id)
@@ -172,7 +160,7 @@ class WebhookSender:
             return
         body = job_view(job).model_dump_json().encode()
         event = "job.completed" if job.state is JobState.COMPLETED else "job.failed"
-        secret = self._settings.webhook_secret_for(delivery.tenant)
+        secret = tenant.webhook_secret.encode()
 
         async def post() -> int:
             nonlocal attempts
@@ -185,8 +173,7 @@ class WebhookSender:
                 DELIVERY_HEADER: delivery.job_id,
             }
             try:
-                # To the address checked above, so a changed DNS answer cannot redirect the webhook (unpinned only
-                # with callback_allow_private_hosts: local stacks and tests).
+                # To the address checked above, so a changed DNS answer cannot redirect the webhook.
                 url, pin_headers, extensions = request_target(delivery.url, pinned)
                 response = await self._client.post(
                     url, content=body, headers={**headers, **pin_headers}, extensions=extensions
@@ -221,6 +208,11 @@ class WebhookSender:
             return
         log.info("webhook delivered", extra={"job_id": delivery.job_id, "attempt": attempts, "status": status})
         await self._finish(delivery.job_id, "delivered", attempts, status, None)
+
+    async def _refuse(self, delivery: repo.Delivery, rule: Refusal, message: str) -> None:
+        """Record a delivery the policy refuses: state ``refused``, ``last_error`` starting with the rule code."""
+        log.warning("webhook refused: %s", message, extra={"job_id": delivery.job_id, "reason": rule.value})
+        await self._finish(delivery.job_id, "refused", delivery.attempts, None, f"{rule.value}: {message}")
 
     async def _finish(self, job_id: str, state: str, attempts: int, status: int | None, error: str | None) -> None:
         async with unit_of_work(self._sessions) as session:

@@ -70,10 +70,6 @@ class StackPaths:
     def secret(self) -> Path:
         return self.var / "secrets" / "local-jwt-secret"
 
-    @property
-    def webhook_secret(self) -> Path:
-        return self.var / "secrets" / "local-webhook-secret"
-
 
 def _local_secret(path: Path) -> str:
     """A random secret made once per checkout: local only, never a placeholder a production check would refuse."""
@@ -213,8 +209,9 @@ class Stack:
             f"{prefix}RESULTS_URI": str(self.paths.results),
             f"{prefix}JWT_SECRET": self.jwt_secret,
             f"{prefix}STATUS_BASE_URL": self.status_url,
-            f"{prefix}CALLBACK_ALLOW_PRIVATE_HOSTS": "true",
-            f"{prefix}WEBHOOK_DEFAULT_SECRET": _local_secret(self.paths.webhook_secret),
+            # Webhooks to receivers on this machine (http://127.0.0.1:…): the documented local opt-in. Each tenant's
+            # webhook signing secret is its entry in the tenant registry.
+            f"{prefix}CALLBACK_ALLOW_LOOPBACK": "true",
         }
         return env
 
