@@ -53,7 +53,7 @@ async def test_redelivered_event_is_processed_once(pubsub_project: str, db: Any)
     async def handler(event: CloudEvent[Any], ctx: HandlerContext) -> None:
         seen.append(event.id)
         async with unit_of_work(sessions) as session:
-            if await claim_event(session, tables.inbox, "ocr", event.id):
+            if await claim_event(session, tables.inbox, "ocr", event.source, event.id):
                 effects.append(event.id)
 
     publisher = EventPublisher(pubsub_project)
@@ -75,6 +75,20 @@ async def test_redelivered_event_is_processed_once(pubsub_project: str, db: Any)
         await runner.stop()
         publisher.close()
     assert effects == [event.id]
+
+
+async def test_inbox_tells_events_apart_by_source_and_id(db: Any) -> None:
+    """CloudEvents: an event is identified by (source, id). Another producer's id must not silence this one."""
+    _engine, sessions, tables = db
+    claims = [("//captionqc/gateway", "e-1"), ("//upstream/mallory", "e-1"), ("//captionqc/gateway", "e-1")]
+    results = []
+    for source, event_id in claims:
+        async with unit_of_work(sessions) as session:
+            results.append(await claim_event(session, tables.inbox, "ocr", source, event_id))
+    async with unit_of_work(sessions) as session:
+        other_consumer = await claim_event(session, tables.inbox, "asr", "//captionqc/gateway", "e-1")
+    assert results == [True, True, False]
+    assert other_consumer
 
 
 async def test_outbox_published_once_and_marked(pubsub_project: str, db: Any) -> None:

@@ -1,7 +1,8 @@
 """Inbox and outbox tables, declared per service schema (each service migrates its own with Alembic).
 
-- **inbox**: event ids a consumer has processed, written in the handler's transaction, so a redelivered event is
-  a no-op.
+- **inbox**: events a consumer has processed, keyed by (source, id) as CloudEvents defines an event's identity,
+  written in the handler's transaction, so a redelivered event is a no-op. Keyed on the id alone, one producer's
+  id could silence another's event (a forged ``job.requested`` reusing a genuine ``ce-id``).
 - **outbox**: events that must leave with a state change, written in the same transaction as the change; the
   relay publishes them after commit and marks them sent. A crash between publish and mark republishes the same
   ``ce-id``, which consumers dedupe through their inbox.
@@ -39,9 +40,11 @@ def inbox_table(metadata: MetaData) -> Table:
         "inbox",
         metadata,
         Column("consumer", String(100), nullable=False),
+        # ce-source; '' only on rows written before the column existed.
+        Column("source", String(500), nullable=False, server_default=""),
         Column("event_id", String(200), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        PrimaryKeyConstraint("consumer", "event_id", name="inbox_pkey"),
+        PrimaryKeyConstraint("consumer", "source", "event_id", name="inbox_pkey"),
     )
 
 
@@ -62,12 +65,13 @@ def outbox_table(metadata: MetaData) -> Table:
     return table
 
 
-async def claim_event(session: AsyncSession, inbox: Table, consumer: str, event_id: str) -> bool:
-    """Record that ``consumer`` processes ``event_id`` now; False if it already did (a redelivery)."""
+async def claim_event(session: AsyncSession, inbox: Table, consumer: str, source: str, event_id: str) -> bool:
+    """Record that ``consumer`` processes the event ``(source, event_id)`` now; False if it already did (a
+    redelivery)."""
     stmt = (
         pg_insert(inbox)
-        .values(consumer=consumer, event_id=event_id)
-        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+        .values(consumer=consumer, source=source, event_id=event_id)
+        .on_conflict_do_nothing(index_elements=["consumer", "source", "event_id"])
         .returning(inbox.c.event_id)
     )
     return (await session.execute(stmt)).first() is not None

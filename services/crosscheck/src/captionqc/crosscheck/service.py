@@ -59,7 +59,7 @@ class CrosscheckService:
         if column is None:
             return
         async with unit_of_work(self._sessions) as session:
-            if not await claim_event(session, inbox, CONSUMER, event.id):
+            if not await claim_event(session, inbox, CONSUMER, event.source, event.id):
                 log.info("duplicate event ignored")
                 return
             await repository.record_input(session, event.data.job_id, event.data.tenant, column, value)
