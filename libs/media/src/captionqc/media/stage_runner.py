@@ -145,7 +145,7 @@ def execution_main(
     if expected and expected != job.job_id:
         log.error("job id mismatch: %s in the environment, %s in %s", expected, job.job_id, args.job_uri)
         return 2
-    publisher = EventPublisher(settings.gcp_project)
+    publisher = EventPublisher(settings.gcp_project, max_message_bytes=settings.max_message_bytes)
     try:
         asyncio.run(run(job, settings, publisher))
     except TransientError as exc:

@@ -7,6 +7,9 @@ A service gives it routes (subscription → handler). The runner:
   retried;
 - refuses, the same way, an event of a type the subscription's producers do not publish (``unexpected_type``):
   what a handler sees on ``status-findings`` is a findings event, never a forged ``job.requested``;
+- records a message over ``max_message_bytes`` (``message_too_large``) as a dead letter whose data is cut to
+  64 KiB (``captionqc-dead-letter-truncated``, ``-size``), and acks it: no silent loss, no redelivery loop. The
+  subscriber's channel receives any size for that (`subscriber_client`);
 - continues the publisher's trace (W3C ``traceparent`` in the attributes) in a CONSUMER span;
 - bounds concurrency with the subscriber's flow control (a message counts until it is acked or nacked);
 - maps the handler's outcome: success → ack; `PermanentError` → ``captionqc.<stage>.failed`` with the reason,
@@ -51,7 +54,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from captionqc.runtime.errors import MessageRefused, PermanentError, TransientError
 from captionqc.runtime.logs import configure_logging, log_context
-from captionqc.runtime.pubsub import EventPublisher, is_secret_attribute, subscription_path
+from captionqc.runtime.pubsub import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    EventPublisher,
+    is_secret_attribute,
+    message_size,
+    subscriber_client,
+    subscription_path,
+)
 from captionqc.runtime.settings import ServiceSettings
 from captionqc.runtime.stage_events import stage_failed_event
 from captionqc.runtime.tracing import configure_tracing, extract_trace_context, shutdown_tracing
@@ -73,6 +83,13 @@ T = TypeVar("T")
 DEAD_LETTER_REASON = "captionqc-dead-letter-reason"
 DEAD_LETTER_MESSAGE = "captionqc-dead-letter-message"
 DEAD_LETTER_SOURCE = "captionqc-dead-letter-source"
+# Set on a dead letter whose data was cut to fit: "true", and the original message's size in bytes.
+DEAD_LETTER_TRUNCATED = "captionqc-dead-letter-truncated"
+DEAD_LETTER_SIZE = "captionqc-dead-letter-size"
+# How much of an oversized message's data its dead letter keeps: enough to see what it was.
+DEAD_LETTER_KEPT_BYTES = 64 * 1024
+# The context attributes a cut-down dead letter keeps when even its attributes were too large.
+_IDENTIFYING_ATTRIBUTES = ("ce-id", "ce-source", "ce-type", "ce-subject", "ce-time", "content-type")
 
 
 class HandlerContext(Protocol):
@@ -157,8 +174,10 @@ class ConsumerRunner:
         grace_s: float = 20.0,
         threads: int = 2,
         processes: int = 0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.project = project
+        self.max_message_bytes = max_message_bytes
         self.source = source
         self.routes = {r.subscription: r for r in routes}
         self._accepts = {r.subscription: _accepted(r) for r in routes if not r.raw}
@@ -198,7 +217,7 @@ class ConsumerRunner:
     async def start(self) -> None:
         """Open one streaming pull per route."""
         self._loop = asyncio.get_running_loop()
-        self._subscriber = pubsub_v1.SubscriberClient()
+        self._subscriber = subscriber_client()
         for route in self.routes.values():
             path = subscription_path(self.project, route.subscription)
             future = self._subscriber.subscribe(
@@ -288,6 +307,15 @@ class ConsumerRunner:
                 "messaging.gcp_pubsub.message.delivery_attempt": delivery_attempt,
             },
         ) as span:
+            size = message_size(data, attributes)
+            if size > self.max_message_bytes:
+                span.set_status(Status(StatusCode.ERROR, Refusal.MESSAGE_TOO_LARGE.value))
+                log.warning(
+                    "oversized message dead-lettered, truncated",
+                    extra={"subscription": route.subscription, "reason": Refusal.MESSAGE_TOO_LARGE.value},
+                )
+                message = f"{size} bytes, over the {self.max_message_bytes}-byte message limit"
+                return await self._dead_letter(route, data, attributes, Refusal.MESSAGE_TOO_LARGE, message)
             if route.raw:
                 return await self._process_raw(route, data, attributes, delivery_attempt)
             try:
@@ -392,12 +420,21 @@ class ConsumerRunner:
     async def _dead_letter(
         self, route: Route, data: bytes, attributes: Mapping[str, str], reason: str, message: str
     ) -> Outcome:
-        forwarded = {
-            **_forwardable(attributes),
+        bookkeeping = {
             DEAD_LETTER_REASON: str(reason),
             DEAD_LETTER_MESSAGE: message[:1024],
             DEAD_LETTER_SOURCE: subscription_path(self.project, route.subscription),
         }
+        forwarded = {**_forwardable(attributes), **bookkeeping}
+        if message_size(data, forwarded) > self.max_message_bytes:
+            # Cut to what the dead-letter reader can receive and store: the start of the data, and the original
+            # size, so that the record says what was lost.
+            bookkeeping |= {DEAD_LETTER_TRUNCATED: "true", DEAD_LETTER_SIZE: str(message_size(data, attributes))}
+            data = data[:DEAD_LETTER_KEPT_BYTES]
+            forwarded = {**_forwardable(attributes), **bookkeeping}
+            if message_size(data, forwarded) > self.max_message_bytes:
+                kept = {k: v[:1024] for k, v in _forwardable(attributes).items() if k in _IDENTIFYING_ATTRIBUTES}
+                forwarded = {**kept, **bookkeeping}
         try:
             await self.publisher.publish_raw(TopicName.DEAD_LETTER, data, forwarded)
         except Exception:
@@ -528,7 +565,7 @@ async def run_worker(
 
     configure_logging(settings.service_name, settings.gcp_project, settings.log_level)
     configure_tracing(settings)
-    publisher = EventPublisher(settings.gcp_project)
+    publisher = EventPublisher(settings.gcp_project, max_message_bytes=settings.max_message_bytes)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -544,6 +581,7 @@ async def run_worker(
                 grace_s=settings.shutdown_grace_s,
                 threads=threads,
                 processes=processes,
+                max_message_bytes=settings.max_message_bytes,
             )
             http_port = port if port is not None else int(os.environ.get("PORT", settings.health_port))
             server = uvicorn.Server(

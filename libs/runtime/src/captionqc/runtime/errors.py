@@ -14,6 +14,18 @@ class PermanentError(Exception):
         self.message = message
 
 
+class MessageTooLarge(PermanentError):
+    """A message over ``max_message_bytes`` was about to be published; sending it again cannot help."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(
+            FailureReason.INTERNAL,
+            f"a {size}-byte message for {topic} exceeds the {limit}-byte message limit (max_message_bytes)",
+        )
+        self.size = size
+        self.limit = limit
+
+
 class TransientError(Exception):
     """Worth another try: the consumer nacks, and the subscription's retry policy backs off."""
 

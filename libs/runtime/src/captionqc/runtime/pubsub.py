@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
+import grpc
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.cloud.pubsub_v1.types import PublisherOptions, PublishFlowControl
 from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1 import types as pstypes
+from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
+from captionqc.runtime.errors import MessageTooLarge
 from captionqc.runtime.tracing import inject_trace_context
 from captionqc.schemas import EVENT_TOPICS, TOPOLOGY, CloudEvent, TopicName, Topology, to_pubsub
 
@@ -26,6 +30,31 @@ log = logging.getLogger(__name__)
 # event's extensions by the one handler that verifies them, and never leave: not forwarded to another topic
 # (dead letters included), not handed to raw handlers, never logged nor written into spans.
 SECRET_ATTRIBUTES: frozenset[str] = frozenset({"authorization"})
+
+
+DEFAULT_MAX_MESSAGE_BYTES = 3 * 1024 * 1024  # ServiceSettings.max_message_bytes
+
+
+def message_size(data: bytes, attributes: Mapping[str, str]) -> int:
+    """A message's size as Pub/Sub counts it against its limits: data plus attribute keys and values."""
+    return len(data) + sum(len(k.encode()) + len(v.encode()) for k, v in attributes.items())
+
+
+def subscriber_client() -> pubsub_v1.SubscriberClient:
+    """The official subscriber client, receiving messages of any size on the emulator as it does in production.
+
+    In production the client's channel has no receive limit; on the emulator (``PUBSUB_EMULATOR_HOST``) it builds
+    a plain channel with gRPC's default 4 MiB limit, and a larger message is dropped by the client without a trace
+    until its lease runs out, again and again. Our own channel keeps the two alike, so that an oversized message
+    reaches the runner, which records it.
+    """
+    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if not emulator:
+        return pubsub_v1.SubscriberClient()
+    channel = grpc.insecure_channel(
+        emulator, options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+    )
+    return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(host=emulator, channel=channel))
 
 
 def is_secret_attribute(name: str) -> bool:
@@ -53,8 +82,16 @@ class EventPublisher:
     own flow control is set to the same limits as a backstop.
     """
 
-    def __init__(self, project: str, *, max_in_flight: int = 1000, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        project: str,
+        *,
+        max_in_flight: int = 1000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.project = project
+        self.max_message_bytes = max_message_bytes
         self._client = pubsub_v1.PublisherClient(
             publisher_options=PublisherOptions(
                 flow_control=PublishFlowControl(
@@ -74,9 +111,14 @@ class EventPublisher:
 
     async def publish_raw(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
         """Publish one message as given; credentials are dropped from it unless it goes to the intake topic,
-        where upstream publishers put them (our internal topics never carry one)."""
+        where upstream publishers put them (our internal topics never carry one). Raises `MessageTooLarge` (a
+        `PermanentError`) for a message over ``max_message_bytes``."""
         if topic != TopicName.INTAKE:
             attributes = without_secrets(attributes)
+        size = message_size(data, attributes)
+        if size > self.max_message_bytes:
+            # Pub/Sub would take it (up to 10 MB), but no subscriber with a default channel could receive it.
+            raise MessageTooLarge(topic, size, self.max_message_bytes)
         async with self._slots:
             future = self._client.publish(topic_path(self.project, topic), data, **dict(attributes))
             message_id: str = await asyncio.wrap_future(future)

@@ -56,6 +56,10 @@ class ServiceSettings(BaseSettings):
     # Cloud Run kills an instance 10 s after SIGTERM: in-flight work gets 8 s, and 2 s remain to nack the rest,
     # flush the outbox and close, so nothing waits for an ack deadline to come back.
     shutdown_grace_s: Annotated[float, Field(gt=0, le=600)] = 8.0
+    # The largest message (data + attribute keys and values) we publish or process. Pub/Sub accepts 10 MB, but a
+    # subscriber's gRPC channel receives 4 MiB by default: below that, whatever we publish any client can read.
+    # A larger incoming message is dead-lettered truncated (see the consumer runner), never retried.
+    max_message_bytes: Annotated[int, Field(ge=64 * 1024, le=10_000_000)] = 3 * 1024 * 1024
 
     def secrets_to_check(self) -> dict[str, SecretStr | None]:
         """Secrets that must not be placeholders in production; services extend this."""
