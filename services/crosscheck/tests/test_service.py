@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -54,8 +55,9 @@ def words(text: str, start: float, end: float) -> list[TimedWord]:
     ]
 
 
-def job_events(job_id: str, *, ocr_via_claim_check: Path | None = None) -> dict[str, CloudEvent[Any]]:
-    tenant = "acme"
+def job_events(
+    job_id: str, *, ocr_via_claim_check: Path | None = None, tenant: str = "acme"
+) -> dict[str, CloudEvent[Any]]:
     job = new_event(
         EventType.JOB_REQUESTED,
         JobRequested(
@@ -265,3 +267,70 @@ async def test_claim_checked_ocr_result_is_fetched(
     assert [e.type for e in got] == [EventType.CROSSCHECK_COMPLETED]
     assert isinstance(got[0].data, CrosscheckCompleted)
     assert any(f.word == "Tuesdya" for f in got[0].data.findings)
+
+
+async def job_row(settings: CrosscheckSettings, job_id: str) -> Any:
+    engine = create_async_engine(settings.database_dsn())
+    try:
+        async with session_factory(engine)() as session:
+            return (await session.execute(select(job_inputs).where(job_inputs.c.job_id == job_id))).one()
+    finally:
+        await engine.dispose()
+
+
+async def test_another_tenants_events_never_change_a_job(
+    settings: CrosscheckSettings, publisher: EventPublisher, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = str(uuid.uuid4())
+    victim = job_events(job_id)
+    forged = job_events(job_id, tenant="mallory")
+    forged_failure = new_event(
+        EventType.OCR_FAILED,
+        StageFailed(
+            job_id=job_id, tenant="mallory", stage=Stage.OCR, reason=FailureReason.MEDIA_NOT_FOUND, message="forged"
+        ),
+        source="//test",
+    )
+    caplog.set_level(logging.INFO, logger="captionqc.crosscheck")
+    async with Workers(settings, 1):
+        await publisher.publish(victim["job"])
+        await asyncio.sleep(0.5)
+        # Another tenant names the same job: its result and its failure would decide the victim's job.
+        for event in (forged["ocr"], forged["asr"], forged_failure):
+            await publisher.publish(event)
+        await asyncio.sleep(1.5)
+        row = await job_row(settings, job_id)
+        assert (row.tenant, row.ocr, row.asr, row.failure, row.decided_at) == ("acme", None, None, None, None)
+        await publisher.publish(victim["ocr"])
+        await publisher.publish(victim["asr"])
+        got = await asyncio.to_thread(findings_on, settings.gcp_project, expect=1)
+    assert [(e.type, e.data.tenant) for e in got] == [(EventType.CROSSCHECK_COMPLETED, "acme")]
+    dropped = [r for r in caplog.records if r.getMessage().startswith("input dropped")]
+    assert len(dropped) == 3
+    for record in dropped:
+        for tenant in ("acme", "mallory"):
+            assert tenant not in repr(record.__dict__)
+
+
+async def test_a_decided_job_takes_no_new_inputs(settings: CrosscheckSettings, publisher: EventPublisher) -> None:
+    job_id = str(uuid.uuid4())
+    events = job_events(job_id)
+    failed = new_event(
+        EventType.ASR_FAILED,
+        StageFailed(
+            job_id=job_id, tenant="acme", stage=Stage.ASR, reason=FailureReason.NO_AUDIO_STREAM, message="no audio"
+        ),
+        source="//test",
+    )
+    async with Workers(settings, 1):
+        await publisher.publish(events["job"])
+        await publisher.publish(failed)
+        got = await asyncio.to_thread(findings_on, settings.gcp_project, expect=1, settle_s=0.5)
+        before = await job_row(settings, job_id)
+        await publisher.publish(events["ocr"])  # arrives after the decision
+        await asyncio.sleep(1.5)
+        after = await job_row(settings, job_id)
+    assert [e.type for e in got] == [EventType.CROSSCHECK_FAILED]
+    assert before.decided_at is not None
+    assert after.ocr is None
+    assert (after.updated_at, after.outcome_event_id) == (before.updated_at, before.outcome_event_id)

@@ -39,6 +39,12 @@ SOURCE = "//captionqc/crosscheck"
 CONSUMER = "crosscheck"
 
 
+_DROPPED = {
+    repository.Recorded.OTHER_TENANT: "the job was recorded for another tenant",
+    repository.Recorded.DECIDED: "the job's outcome is already decided",
+}
+
+
 class CrosscheckService:
     def __init__(
         self,
@@ -62,7 +68,15 @@ class CrosscheckService:
             if not await claim_event(session, inbox, CONSUMER, event.source, event.id):
                 log.info("duplicate event ignored")
                 return
-            await repository.record_input(session, event.data.job_id, event.data.tenant, column, value)
+            recorded = await repository.record_input(session, event.data.job_id, event.data.tenant, column, value)
+            if recorded is not repository.Recorded.STORED:
+                # Neither tenant is named: this line is read by operators of both, and by neither tenant's peers.
+                log.warning(
+                    "input dropped: %s",
+                    _DROPPED[recorded],
+                    extra={"event_type": event.type.value, "outcome": recorded.value},
+                )
+                return
             decided = await repository.claim_decision(session, event.data.job_id)
             if decided is not None:
                 outcome = await self._decide(decided, ctx)
