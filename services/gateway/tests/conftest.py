@@ -20,7 +20,11 @@ from captionqc.gateway.migrate import migrate
 from captionqc.gateway.settings import GatewaySettings
 from captionqc.runtime.http.auth import mint_local_token
 
+from .helpers import register_tenants
+
 SECRET = "gateway-test-secret-0123456789abcdef"
+# Tenants the tests' tokens act for; every token is checked against the registry.
+TENANTS = ("acme", "beeb", "other-co")
 _EXPORTER = InMemorySpanExporter()
 
 
@@ -44,6 +48,8 @@ def spans() -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 async def database_url(fresh_database: Any) -> str:
     url: str = await fresh_database(migrate)
+    # Their gs:// media may come from the whole test bucket (test_url_policy narrows acme's area).
+    await register_tenants(url, *TENANTS, gs_prefixes=("gs://broadcast-media/",))
     return url
 
 
@@ -67,6 +73,7 @@ def make_settings(database_url: str, pubsub_project: str, media_root: Path) -> C
             "callback_allowed_hosts": frozenset({"93.184.216.34", "127.0.0.1"}),
             "relay_poll_interval_s": 0.1,
             "max_body_bytes": 4096,
+            "tenant_cache_s": 0.0,
             **overrides,
         }
         return GatewaySettings(**values)

@@ -6,11 +6,33 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from captionqc.gateway.tables import idempotency_keys, jobs, outbox
+from captionqc.runtime.tenants import Tenant, add_tenant, update_tenant
+
+
+async def register_tenants(url: str, *names: str, **fields: Any) -> None:
+    """Register ``names`` in the tenant registry (the test's own connection), with ``fields`` for each."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for name in names:
+                await add_tenant(conn, Tenant(tenant=name, **fields))
+    finally:
+        await engine.dispose()
+
+
+async def change_tenant(url: str, name: str, **changes: Any) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await update_tenant(conn, name, **changes)
+    finally:
+        await engine.dispose()
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:

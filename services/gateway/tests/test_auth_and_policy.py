@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ from captionqc.gateway.app import create_app
 from captionqc.gateway.settings import GatewaySettings
 
 from .conftest import SECRET, bearer, running
+from .helpers import change_tenant
 
 GS = {"media_uri": "gs://broadcast-media/news/0612.mp4"}
 ISSUER = "https://idp.test/"
@@ -69,7 +71,8 @@ class _Jwks:
         self.document = json.dumps({"keys": keys}).encode()
 
     def token(self, alg: str = "RS256", **claims: Any) -> str:
-        base = {"sub": "svc-a", "tenant": "acme", "scope": "jobs:write", "exp": 2**31, "iss": ISSUER, "aud": AUDIENCE}
+        exp = int(time.time()) + 3600
+        base = {"sub": "svc-a", "tenant": "acme", "scope": "jobs:write", "exp": exp, "iss": ISSUER, "aud": AUDIENCE}
         key, kid = (self.rsa, "rsa-1") if alg == "RS256" else (self.ec, "ec-1")
         return jwt.encode({**base, **claims}, key, algorithm=alg, headers={"kid": kid})
 
@@ -166,6 +169,47 @@ def test_token_command_mints_a_verifiable_token(monkeypatch: pytest.MonkeyPatch,
     assert claims["tenant"] == "acme"
     assert claims["scope"] == "jobs:write jobs:read"
     assert claims["exp"] - claims["iat"] == 60
+
+
+def test_token_command_refuses_a_lifetime_the_gateway_would_refuse(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from captionqc.gateway.token import main
+
+    monkeypatch.setenv("CAPTIONQC_GATEWAY_JWT_SECRET", SECRET)
+    assert main(["--tenant", "acme", "--scope", "jobs:write", "--ttl", str(100 * 365 * 86400)]) == 2
+    assert "at most 86400 s" in capsys.readouterr().err
+    monkeypatch.setenv("CAPTIONQC_GATEWAY_JWT_MAX_LIFETIME_S", "600")
+    assert main(["--tenant", "acme", "--scope", "jobs:write", "--ttl", "601"]) == 2
+    assert main(["--tenant", "acme", "--scope", "jobs:write", "--ttl", "600"]) == 0
+
+
+# ------------------------------------------------------------------------------------- registry and lifetime
+
+
+async def test_tokens_for_unknown_or_disabled_tenants_are_refused(client: httpx.AsyncClient, database_url: str) -> None:
+    unknown = await client.post("/v1/jobs", json=GS, headers=bearer("mallory"))
+    assert (unknown.status_code, unknown.json()["error"]) == (401, "unauthorized")
+    assert unknown.json()["details"][0]["type"] == "unknown_tenant"
+    assert "not registered" in unknown.json()["message"]
+
+    await change_tenant(database_url, "acme", enabled=False)
+    disabled = await client.post("/v1/jobs", json=GS, headers=bearer())
+    assert (disabled.status_code, disabled.json()["error"]) == (403, "forbidden")
+    assert disabled.json()["details"][0]["type"] == "tenant_disabled"
+
+    await change_tenant(database_url, "acme", enabled=True)
+    assert (await client.post("/v1/jobs", json=GS, headers=bearer())).status_code == 202
+
+
+async def test_a_century_token_is_refused(client: httpx.AsyncClient) -> None:
+    now = int(time.time())
+    for claims in ({"iat": now, "exp": now + 100 * 365 * 86400}, {"exp": now + 100 * 365 * 86400}):
+        token = jwt.encode({"sub": "x", "tenant": "acme", "scope": "jobs:write", **claims}, SECRET)
+        r = await client.post("/v1/jobs", json=GS, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+        assert r.json()["details"][0]["type"] == "token_lifetime"
+    assert (await client.post("/v1/jobs", json=GS, headers=bearer(ttl_s=86400))).status_code == 202
 
 
 async def test_a_dead_identity_provider_is_401_not_500(make_settings: Callable[..., GatewaySettings]) -> None:

@@ -6,16 +6,32 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from captionqc.runtime import tenants
 from captionqc.runtime.db import session_factory
+from captionqc.runtime.tenants import Tenant, add_tenant
 from captionqc.status.migrate import migrate
 from captionqc.status.service import StatusService
 
 from .helpers import make_settings
 
+# Registered in the tenant registry of every test database: tokens for other tenants get 401.
+TENANTS = ("acme", "beta")
+
+
+def _migrate_with_registry(url: str) -> None:
+    # The tenant registry is migrated by the gateway in a deployment; status reads it to check every token.
+    tenants.migrate(url)
+    migrate(url)
+
 
 @pytest.fixture
 async def db_url(fresh_database: Any) -> str:
-    url: str = await fresh_database(migrate)
+    url: str = await fresh_database(_migrate_with_registry)
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        for name in TENANTS:
+            await add_tenant(conn, Tenant(tenant=name))
+    await engine.dispose()
     return url
 
 

@@ -19,13 +19,14 @@ from captionqc.gateway.runtime import GatewayRuntime, gateway_runtime
 from captionqc.gateway.settings import GatewaySettings
 from captionqc.gateway.tables import outbox
 from captionqc.runtime.db import create_engine, ping, session_factory
-from captionqc.runtime.http.auth import install_auth
+from captionqc.runtime.http.auth import install_auth, uninstall_auth
 from captionqc.runtime.http.errors import install_error_handlers
 from captionqc.runtime.http.health import health_router
 from captionqc.runtime.http.middleware import install_middleware
 from captionqc.runtime.logs import configure_logging
 from captionqc.runtime.outbox_relay import OutboxRelay
 from captionqc.runtime.pubsub import EventPublisher
+from captionqc.runtime.tenants import TenantDirectory
 from captionqc.runtime.tracing import configure_tracing, shutdown_tracing
 from captionqc.schemas.api import JobCreate
 
@@ -52,10 +53,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         publisher = EventPublisher(settings.gcp_project, max_in_flight=settings.publisher_max_in_flight)
         relay = OutboxRelay(sessions, outbox, publisher, poll_interval_s=settings.relay_poll_interval_s)
         relay.start()
-        app.state.runtime = GatewayRuntime(settings, engine, sessions, publisher, relay)
+        # Every token is checked against the tenant registry, read through a short-lived cache.
+        tenants = TenantDirectory(engine, ttl_s=settings.tenant_cache_s)
+        verifier = install_auth(app, settings, tenants=tenants)
+        app.state.runtime = GatewayRuntime(settings, engine, sessions, publisher, relay, verifier)
         try:
             yield
         finally:
+            uninstall_auth(app)
             # Drain what this process committed, then close: stop() ends with a bounded pass over pending rows.
             # A relay that already died (readyz said so) is not awaited: its rows wait for the next process.
             if relay.running:
@@ -75,7 +80,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app, max_body_bytes=settings.max_body_bytes)
-    install_auth(app, settings)
     app.include_router(health_router({"database": database_ready, "outbox_relay": relay_running}))
     app.include_router(endpoints.router)
     _document_json_bodies(app, JobCreate)

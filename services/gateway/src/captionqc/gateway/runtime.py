@@ -8,6 +8,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from captionqc.gateway.settings import GatewaySettings
+from captionqc.runtime.http.auth import TokenVerifier
 from captionqc.runtime.outbox_relay import OutboxRelay
 from captionqc.runtime.pubsub import EventPublisher
 
@@ -19,6 +20,7 @@ class GatewayRuntime:
     sessions: async_sessionmaker[AsyncSession]
     publisher: EventPublisher
     relay: OutboxRelay
+    verifier: TokenVerifier
 
 
 def gateway_runtime(request: Request) -> GatewayRuntime:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.db import create_engine, ping, session_factory
-from captionqc.runtime.http.auth import install_auth
+from captionqc.runtime.http.auth import install_auth, uninstall_auth
 from captionqc.runtime.http.errors import install_error_handlers
 from captionqc.runtime.http.health import health_router
 from captionqc.runtime.http.middleware import install_middleware
@@ -54,9 +54,11 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
         configure_tracing(settings)
         engine = create_engine(settings)
         sessions = session_factory(engine)
-        tenants = TenantDirectory(engine)
+        # Every token is checked against the tenant registry (written by the gateway's `captionqc tenants`).
+        tenants = TenantDirectory(engine, ttl_s=settings.tenant_cache_s)
+        install_auth(app, settings, tenants=tenants)
         client = httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False)
-        # Webhooks are signed with each tenant's secret from the tenant registry.
+        # Webhooks are signed with each tenant's secret from the same registry.
         webhooks = WebhookSender(sessions, settings, client, tenants)
         service = StatusService(sessions, changes=JobChanges(), on_webhook_queued=webhooks.wake)
         sweeper = DeadlineSweeper(
@@ -87,6 +89,7 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
             app.state.status = StatusState(settings, engine, service, webhooks, sweeper, runner)
             yield
         finally:
+            uninstall_auth(app)
             if runner is not None:
                 await runner.stop()
             await batcher.stop()
@@ -105,7 +108,6 @@ def create_app(settings: StatusSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app, max_body_bytes=settings.max_body_bytes)
-    install_auth(app, settings)
     app.include_router(
         health_router({"database": _database_ready, "consumer": _consumer_ready, "workers": _workers_ready})
     )
