@@ -3,6 +3,10 @@
 Fields: ``severity``, ``message``, ``time``, ``logging.googleapis.com/trace`` (``projects/<p>/traces/<id>``),
 ``logging.googleapis.com/spanId``, ``logging.googleapis.com/trace_sampled``, plus ``service``, ``job_id``,
 ``event_id``, ``request_id``. Bodies, tokens and media text are never logged: callers pass ids, not payloads.
+
+Query strings are cut from every line and stack trace as it is formatted (``/v1/jobs?REDACTED``), whoever wrote it:
+a token sent as ``?access_token=…`` must not reach the logs through the server's access log or an HTTP client's
+error message. The servers' own loggers (uvicorn, gunicorn) are routed through the same formatter.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterator
@@ -26,6 +31,19 @@ _SAFE_EXTRA = (
     "job_id", "event_id", "event_type", "request_id", "tenant", "subscription", "delivery_attempt", "stage",
     "reason", "method", "route", "status", "duration_ms", "topic", "message_id", "count", "attempt", "outcome",
 )  # fmt: skip
+
+
+# A path or URL followed by a query: "/v1/jobs?access_token=…", "https://h/x?sig=…" (up to a space or a quote).
+_QUERY = re.compile(
+    r"(?P<path>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#\"'<>]*(?:/[^\s?#\"'<>]*)?|/[^\s?#\"'<>]*)\?[^\s\"'<>]*"
+)
+# Servers that log requests on their own loggers, each with its own handler by default.
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn", "gunicorn.error", "gunicorn.access")
+
+
+def redact_query_strings(text: str) -> str:
+    """Replace the query of every path or URL in ``text`` with ``REDACTED`` (parameter names can be secrets)."""
+    return _QUERY.sub(lambda m: f"{m.group('path')}?REDACTED", text)
 
 
 @contextmanager
@@ -48,7 +66,7 @@ class CloudLoggingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "severity": _severity(record.levelno),
-            "message": record.getMessage(),
+            "message": redact_query_strings(record.getMessage()),
             "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "logger": record.name,
             "service": self.service,
@@ -65,7 +83,7 @@ class CloudLoggingFormatter(logging.Formatter):
             entry["logging.googleapis.com/trace_sampled"] = span.trace_flags.sampled
         if record.exc_info:
             # Cloud Error Reporting picks up stack traces from the message; keep them out of 5xx bodies, in here.
-            entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
+            entry["stack_trace"] = redact_query_strings("".join(traceback.format_exception(*record.exc_info)))
         return json.dumps(entry, default=str)
 
 
@@ -88,6 +106,12 @@ def configure_logging(service: str, project: str, level: str = "INFO") -> None:
     handler.setFormatter(CloudLoggingFormatter(service, project))
     root.handlers = [handler]
     root.setLevel(level.upper())
+    # uvicorn and gunicorn give their loggers handlers of their own, whose lines would skip the JSON shape and the
+    # query redaction: they go through the root handler instead.
+    for name in _SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers = []
+        server_logger.propagate = True
     # Chatty libraries: their INFO lines carry nothing an SRE needs, and some would log URLs with tokens.
     for name in (
         "httpx",

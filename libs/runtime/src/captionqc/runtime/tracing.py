@@ -2,6 +2,10 @@
 
 The publisher injects W3C ``traceparent``/``tracestate`` into the message attributes; the consumer extracts them
 and starts its span as a child, so one trace runs from the gateway's POST to the findings.
+
+Query strings never reach a span: FastAPI's own telemetry (and contrib's ASGI instrumentation) record the request's
+``url.query`` verbatim, so a token a caller puts in ``?access_token=…`` would sit in Cloud Trace. `QueryRedactor`
+replaces the query of every URL attribute as the span starts, on whichever SDK provider the process uses.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -30,6 +34,34 @@ from captionqc.runtime.settings import ServiceSettings, TraceExporter
 _PROPAGATOR = TraceContextTextMapPropagator()
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+
+REDACTED = "REDACTED"
+# Semantic-convention attributes holding a query string, or a URL or request target that may carry one (the
+# current names and the ones older instrumentations still write).
+_QUERY_ATTRIBUTES = frozenset({"url.query", "http.query"})
+_URL_ATTRIBUTES = frozenset({"url.full", "http.url", "http.target", "url.original"})
+
+
+def redact_url(value: str) -> str:
+    """``/v1/jobs?access_token=s3cret#x`` → ``/v1/jobs?REDACTED``: parameter names can be secrets too."""
+    head, sep, _query = value.partition("?")
+    return f"{head}?{REDACTED}" if sep else value.partition("#")[0]
+
+
+class QueryRedactor(SpanProcessor):
+    """Replaces query strings in a span's URL attributes when it starts (instrumentations set them at start)."""
+
+    def on_start(self, span: Span, parent_context: context.Context | None = None) -> None:
+        for key, value in list((span.attributes or {}).items()):
+            if not isinstance(value, str):
+                continue
+            if key in _QUERY_ATTRIBUTES and value:
+                span.set_attribute(key, REDACTED)
+            elif key in _URL_ATTRIBUTES and ("?" in value or "#" in value):
+                span.set_attribute(key, redact_url(value))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -95,21 +127,31 @@ def _exporter(settings: ServiceSettings) -> SpanExporter | None:
 
 
 def configure_tracing(settings: ServiceSettings) -> TracerProvider:
-    """Install one tracer provider per process, exporting as the settings say. Idempotent."""
+    """Install one tracer provider per process, exporting as the settings say, query strings redacted. Idempotent.
+
+    If an SDK provider is already installed (the test harness's, or an auto-instrumentation agent's), it is the
+    one spans go to (OTel takes one per process): the redactor and the exporter are added to it.
+    """
     global _provider  # noqa: PLW0603 - the OTel API itself keeps one global provider per process
     with _lock:
         if _provider is not None:
             return _provider
-        provider = TracerProvider(
-            resource=Resource.create({"service.name": settings.service_name, "service.namespace": "captionqc"}),
-            sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
-        )
+        installed = trace.get_tracer_provider()
+        if isinstance(installed, TracerProvider):
+            provider = installed
+        else:
+            provider = TracerProvider(
+                resource=Resource.create({"service.name": settings.service_name, "service.namespace": "captionqc"}),
+                sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+            )
+        provider.add_span_processor(QueryRedactor())
         exporter = _exporter(settings)
         if exporter is not None:
             # The file exporter is for tests: export synchronously so spans are on disk when the test looks.
             simple = settings.trace_exporter in {TraceExporter.FILE, TraceExporter.CONSOLE}
             provider.add_span_processor(SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter))
-        trace.set_tracer_provider(provider)
+        if provider is not installed:
+            trace.set_tracer_provider(provider)
         propagate.set_global_textmap(_PROPAGATOR)
         _provider = provider
         return provider
