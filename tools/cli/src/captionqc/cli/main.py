@@ -5,7 +5,8 @@ captionqc stack demo                   start everything, check a bundled sample 
 captionqc submit FILE|URI [--wait]     submit a job (a local file is handed over as file:// under the media root)
 captionqc watch JOB                    live progress bars until the job ends
 captionqc findings JOB --format table|json|csv|vtt
-captionqc token --tenant acme --scope jobs:write --scope jobs:read
+captionqc token --tenant acme --scope jobs:write --scope jobs:read [--ttl 3600]
+captionqc tenants add|list|enable|disable|set    the tenant registry (CAPTIONQC_GATEWAY_DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -41,6 +43,7 @@ console = Console() if sys.stdout.isatty() else Console(width=150)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=150)
 
 REPO_ROOT = Path(__file__).resolve().parents[5]
+T = TypeVar("T")
 DEFAULT_CLIP = REPO_ROOT / "samples" / "news_council.mp4"
 
 
@@ -190,8 +193,9 @@ def findings(
 
 @app.command()
 def token(
-    tenant: Annotated[str, typer.Option(help="Tenant the token acts for.")] = "demo",
+    tenant: Annotated[str, typer.Option(help="Tenant the token acts for (registered: `captionqc tenants`).")] = "demo",
     scope: Annotated[list[str] | None, typer.Option(help="Scope (repeatable).")] = None,
+    ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds (at most the services' 24 h maximum).")] = 3600,
 ) -> None:
     """Mint a local token for the `make run` stack (signed with its per-checkout secret)."""
     secret_file = _var_dir() / "secrets" / "local-jwt-secret"
@@ -200,7 +204,205 @@ def token(
         raise typer.Exit(2)
     from captionqc.runtime.http.auth import mint_local_token
 
-    print(mint_local_token(secret_file.read_text().strip(), tenant=tenant, scopes=scope or ["jobs:write", "jobs:read"]))
+    scopes = scope or ["jobs:write", "jobs:read"]
+    try:
+        print(mint_local_token(secret_file.read_text().strip(), tenant=tenant, scopes=scopes, ttl_s=ttl))
+    except ValueError as exc:  # a lifetime the services would refuse
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+# -- the tenant registry ------------------------------------------------------------------------------------------
+tenants_app = typer.Typer(
+    help="The tenant registry every token is checked against (the gateway's database: CAPTIONQC_GATEWAY_DATABASE_URL).",
+    no_args_is_help=True,
+)
+app.add_typer(tenants_app, name="tenants")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="CAPTIONQC_GATEWAY_DATABASE_URL",
+        help="The gateway's database (postgresql+asyncpg://…); `captionqc stack run` prints the local one.",
+        show_default=False,
+    ),
+]
+GsPrefixOpt = Annotated[
+    list[str] | None,
+    typer.Option("--gs-prefix", help="A gs://bucket/ or gs://bucket/prefix/ area the tenant's media may come from "
+                 "(repeatable)."),
+]  # fmt: skip
+JobsOpt = Annotated[int | None, typer.Option(help="Jobs accepted and not yet finished, at most.")]
+RateOpt = Annotated[int | None, typer.Option(help="Jobs submitted in any 60 s, at most.")]
+StreamsOpt = Annotated[int | None, typer.Option(help="Concurrent live-progress streams, at most.")]
+
+
+def _registry(database_url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(connection)`` in one registry transaction; a refused change or an unreachable database exits."""
+    import asyncio
+
+    from captionqc.runtime.tenants import TenantError, registry_transaction
+
+    if not database_url:
+        err.print("[red]set CAPTIONQC_GATEWAY_DATABASE_URL (or --database-url) to the gateway's database[/red]")
+        raise typer.Exit(2)
+
+    async def run() -> T:
+        async with registry_transaction(database_url) as conn:
+            return await work(conn)
+
+    try:
+        return asyncio.run(run())
+    except TenantError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = " (run `python -m captionqc.gateway.migrate` first)" if "does not exist" in first_line else ""
+        err.print(f"[red]the registry could not be reached: {first_line}{hint}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _quotas(jobs: int | None, rate: int | None, streams: int | None) -> dict[str, int]:
+    values = {"max_jobs_in_flight": jobs, "max_submissions_per_minute": rate, "max_streams": streams}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@tenants_app.command("add")
+def tenants_add(
+    name: Annotated[str, typer.Argument(help="The tenant's name, as tokens carry it (lowercase, digits, - and _).")],
+    gs_prefix: GsPrefixOpt = None,
+    max_jobs_in_flight: JobsOpt = None,
+    max_submissions_per_minute: RateOpt = None,
+    max_streams: StreamsOpt = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="HMAC key of the tenant's webhooks; generated (and shown once) when absent.")
+    ] = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Register a tenant; quotas not given take the registry's defaults."""
+    from captionqc.runtime.tenants import Tenant, add_tenant
+
+    tenant = Tenant(
+        tenant=name,
+        gs_prefixes=tuple(gs_prefix or ()),
+        webhook_secret=webhook_secret or "",
+        **_quotas(max_jobs_in_flight, max_submissions_per_minute, max_streams),  # type: ignore[arg-type]
+    )
+    added = _registry(database_url, lambda conn: add_tenant(conn, tenant))
+    console.print(f"tenant [bold]{added.tenant}[/bold] registered — {_describe(added)}")
+    if not webhook_secret:
+        # Plain print, shown this once: the registry never prints secrets again.
+        print(f"webhook secret (store it now; it is not shown again): {added.webhook_secret}", flush=True)
+
+
+@tenants_app.command("list")
+def tenants_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per tenant, per line.")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """List registered tenants, their media areas and quotas (never their webhook secrets)."""
+    import json
+
+    from captionqc.runtime.tenants import list_tenants
+
+    found = _registry(database_url, list_tenants)
+    if as_json:
+        for t in found:
+            row = {
+                "tenant": t.tenant,
+                "enabled": t.enabled,
+                "gs_prefixes": list(t.gs_prefixes),
+                "max_jobs_in_flight": t.max_jobs_in_flight,
+                "max_submissions_per_minute": t.max_submissions_per_minute,
+                "max_streams": t.max_streams,
+            }
+            print(json.dumps(row))
+        return
+    from rich.table import Table
+
+    table = Table("tenant", "enabled", "gs:// areas", "jobs in flight", "submissions/min", "streams")
+    for t in found:
+        areas = "\n".join(t.gs_prefixes) or "—"
+        table.add_row(
+            t.tenant,
+            "yes" if t.enabled else "[red]no[/red]",
+            areas,
+            str(t.max_jobs_in_flight),
+            str(t.max_submissions_per_minute),
+            str(t.max_streams),
+        )
+    console.print(table)
+
+
+def _describe(t: Any) -> str:
+    state = "enabled" if t.enabled else "disabled"
+    areas = ", ".join(t.gs_prefixes) or "no gs:// areas"
+    return (
+        f"{state}; {areas}; at most {t.max_jobs_in_flight} jobs in flight, "
+        f"{t.max_submissions_per_minute} submissions/min, {t.max_streams} streams"
+    )
+
+
+def _set_fields(name: str, database_url: str | None, **changes: Any) -> Any:
+    from captionqc.runtime.tenants import update_tenant
+
+    return _registry(database_url, lambda conn: update_tenant(conn, name, **changes))
+
+
+@tenants_app.command("disable")
+def tenants_disable(name: str, database_url: DatabaseOpt = None) -> None:
+    """Refuse the tenant's tokens (401/403 within the services' registry cache time, 5 s by default)."""
+    changed = _set_fields(name, database_url, enabled=False)
+    console.print(f"tenant [bold]{changed.tenant}[/bold] disabled")
+
+
+@tenants_app.command("enable")
+def tenants_enable(name: str, database_url: DatabaseOpt = None) -> None:
+    """Accept the tenant's tokens again."""
+    changed = _set_fields(name, database_url, enabled=True)
+    console.print(f"tenant [bold]{changed.tenant}[/bold] enabled")
+
+
+@tenants_app.command("set")
+def tenants_set(
+    name: str,
+    gs_prefix: GsPrefixOpt = None,
+    no_gs_prefixes: Annotated[bool, typer.Option(help="Remove every gs:// area.")] = False,
+    max_jobs_in_flight: JobsOpt = None,
+    max_submissions_per_minute: RateOpt = None,
+    max_streams: StreamsOpt = None,
+    rotate_webhook_secret: Annotated[
+        bool, typer.Option(help="Generate a new webhook secret and show it once.")
+    ] = False,
+    webhook_secret: Annotated[str | None, typer.Option(help="Set this webhook secret.")] = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Change a tenant's media areas, quotas or webhook secret (--gs-prefix replaces the whole list)."""
+    from captionqc.runtime.tenants import new_webhook_secret
+
+    changes: dict[str, Any] = _quotas(max_jobs_in_flight, max_submissions_per_minute, max_streams)
+    if gs_prefix and no_gs_prefixes:
+        err.print("[red]--gs-prefix and --no-gs-prefixes contradict each other[/red]")
+        raise typer.Exit(2)
+    if gs_prefix or no_gs_prefixes:
+        changes["gs_prefixes"] = list(gs_prefix or ())
+    if rotate_webhook_secret and webhook_secret:
+        err.print("[red]--rotate-webhook-secret and --webhook-secret contradict each other[/red]")
+        raise typer.Exit(2)
+    new_secret = new_webhook_secret() if rotate_webhook_secret else webhook_secret
+    if new_secret is not None:
+        changes["webhook_secret"] = new_secret
+    if not changes:
+        err.print(
+            "[red]nothing to change: give a quota, --gs-prefix, --no-gs-prefixes or a webhook secret option[/red]"
+        )
+        raise typer.Exit(2)
+    changed = _set_fields(name, database_url, **changes)
+    console.print(f"tenant [bold]{changed.tenant}[/bold] — {_describe(changed)}")
+    if rotate_webhook_secret:
+        print(f"webhook secret (store it now; it is not shown again): {changed.webhook_secret}", flush=True)
 
 
 @stack_app.command("run")
@@ -231,6 +433,7 @@ def stack_run(
             print(f"\nexport CAPTIONQC_TOKEN={tok}", flush=True)
             print(
                 f"export CAPTIONQC_GATEWAY_URL={stack.gateway_url} CAPTIONQC_STATUS_URL={stack.status_url}\n"
+                f"export CAPTIONQC_GATEWAY_DATABASE_URL='{stack.pg.url('captionqc')}'   # for `captionqc tenants`\n"
                 ".venv/bin/captionqc submit samples/news_council.mp4 --wait\n",
                 flush=True,
             )

@@ -179,8 +179,21 @@ class Stack:
     def token(
         self, tenant: str = "demo", scopes: tuple[str, ...] = ("jobs:write", "jobs:read"), ttl_s: int = 86400
     ) -> str:
-        from captionqc.runtime.http.auth import mint_local_token
+        """A token for ``tenant``, registered in the stack's tenant registry first if nobody has registered it
+        (the services refuse tokens of unregistered tenants), with the registry's default quotas."""
+        import asyncio
+        import concurrent.futures
 
+        from captionqc.runtime.http.auth import mint_local_token
+        from captionqc.runtime.tenants import Tenant, ensure_tenant, registry_transaction
+
+        async def register() -> None:
+            async with registry_transaction(self.pg.url(DATABASE)) as conn:
+                await ensure_tenant(conn, Tenant(tenant=tenant))
+
+        # A thread with its own event loop: callers (tests, the demo) may be running one already.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, register()).result()
         return mint_local_token(self.jwt_secret, tenant=tenant, scopes=scopes, ttl_s=ttl_s)
 
     def media_uri(self, path: Path) -> str:
@@ -331,8 +344,10 @@ def _service_port(ports: Ports, name: str) -> int:
 def _migrate_all(database_url: str) -> None:
     from captionqc.crosscheck.migrate import migrate as migrate_crosscheck
     from captionqc.gateway.migrate import migrate as migrate_gateway
+    from captionqc.runtime.tenants import migrate as migrate_tenants
     from captionqc.status.migrate import migrate as migrate_status
 
+    migrate_tenants(database_url)  # the registry every service checks tokens against (the gateway's migrate does too)
     migrate_gateway(database_url)
     migrate_status(database_url)
     migrate_crosscheck(database_url)

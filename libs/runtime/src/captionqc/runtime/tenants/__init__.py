@@ -2,8 +2,8 @@
 
 - `Tenant` is one registered tenant; `TenantDirectory` answers "is this tenant registered and enabled?" for every
   request and message, from a short-lived in-process cache (a disable takes effect within ``ttl_s``);
-- `add_tenant`, `update_tenant`, `list_tenants`, `get_tenant` are the registry's only writes and reads (the
-  ``captionqc tenants`` command and the services use them);
+- `add_tenant`, `ensure_tenant`, `update_tenant`, `list_tenants`, `get_tenant` are the registry's only writes and
+  reads (the ``captionqc tenants`` command, the local stack and the services use them);
 - `migrate(database_url)` brings the ``tenants`` schema up to date (the gateway's migration runs it too).
 """
 
@@ -13,13 +13,15 @@ import asyncio
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from captionqc.runtime.migrations import upgrade
 from captionqc.runtime.tenants.tables import SCHEMA, tenants
@@ -86,8 +88,7 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-async def add_tenant(session: AsyncSession | AsyncConnection, tenant: Tenant) -> Tenant:
-    """Register ``tenant`` (a webhook secret is generated when it has none); `TenantError` if it exists."""
+def _checked(tenant: Tenant) -> Tenant:
     check_tenant_name(tenant.tenant)
     for prefix in tenant.gs_prefixes:
         check_gs_prefix(prefix)
@@ -95,20 +96,37 @@ async def add_tenant(session: AsyncSession | AsyncConnection, tenant: Tenant) ->
         _check_quota(name, getattr(tenant, name))
     if not tenant.webhook_secret:
         tenant = replace(tenant, webhook_secret=new_webhook_secret())
+    return tenant
+
+
+def _row(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "tenant": tenant.tenant,
+        "enabled": tenant.enabled,
+        "webhook_secret": tenant.webhook_secret,
+        "gs_prefixes": list(tenant.gs_prefixes),
+        "max_jobs_in_flight": tenant.max_jobs_in_flight,
+        "max_submissions_per_minute": tenant.max_submissions_per_minute,
+        "max_streams": tenant.max_streams,
+    }
+
+
+async def add_tenant(session: AsyncSession | AsyncConnection, tenant: Tenant) -> Tenant:
+    """Register ``tenant`` (a webhook secret is generated when it has none); `TenantError` if it exists."""
+    tenant = _checked(tenant)
     if await get_tenant(session, tenant.tenant) is not None:
         raise TenantError(f"tenant {tenant.tenant!r} is already registered")
-    await session.execute(
-        insert(tenants).values(
-            tenant=tenant.tenant,
-            enabled=tenant.enabled,
-            webhook_secret=tenant.webhook_secret,
-            gs_prefixes=list(tenant.gs_prefixes),
-            max_jobs_in_flight=tenant.max_jobs_in_flight,
-            max_submissions_per_minute=tenant.max_submissions_per_minute,
-            max_streams=tenant.max_streams,
-        )
-    )
+    await session.execute(insert(tenants).values(**_row(tenant)))
     return tenant
+
+
+async def ensure_tenant(session: AsyncSession | AsyncConnection, tenant: Tenant) -> Tenant:
+    """The registered tenant of that name, registering ``tenant`` first if nobody has (safe to race)."""
+    tenant = _checked(tenant)
+    await session.execute(pg_insert(tenants).values(**_row(tenant)).on_conflict_do_nothing(index_elements=["tenant"]))
+    registered = await get_tenant(session, tenant.tenant)
+    assert registered is not None
+    return registered
 
 
 async def update_tenant(session: AsyncSession | AsyncConnection, name: str, **changes: Any) -> Tenant:
@@ -179,6 +197,17 @@ class TenantDirectory:
             self._cache.pop(name, None)
 
 
+@asynccontextmanager
+async def registry_transaction(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """One transaction on the registry's database, for tools (the CLI, the local stack) that own no engine."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
 def migrate(database_url: str) -> None:
     """Bring the ``tenants`` schema up to date."""
     upgrade(MIGRATIONS, database_url, SCHEMA)
@@ -195,10 +224,12 @@ __all__ = [
     "add_tenant",
     "check_gs_prefix",
     "check_tenant_name",
+    "ensure_tenant",
     "get_tenant",
     "list_tenants",
     "migrate",
     "new_webhook_secret",
+    "registry_transaction",
     "tenants",
     "update_tenant",
 ]
