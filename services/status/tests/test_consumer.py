@@ -1,4 +1,4 @@
-"""The status subscriptions through the real emulator: events in, read model out; dead letters fail their job."""
+"""The status subscriptions through the real emulator: events in, read model out; every dead letter recorded."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher
-from captionqc.schemas import FailureReason, Stage, TopicName
+from captionqc.schemas import Stage, TopicName
 from captionqc.schemas.status_api import JobState
 from captionqc.status.consumer import CaptionFetcher, ProjectionBatcher, status_routes
 from captionqc.status.service import Incoming, StatusService
 from captionqc.status.settings import StatusSettings
+from captionqc.status.tables import dead_letters
 
 from .helpers import SECRET, crosscheck_completed, new_job_id, ocr_completed, progress, requested
 
@@ -75,7 +77,13 @@ async def _timeline_has(service: StatusService, job_id: str, n: int) -> bool:
     return rows is not None and len(rows) == n
 
 
-async def test_undecodable_event_is_dead_lettered_and_fails_its_job(
+async def _dead_letters(service: StatusService, **where: str) -> list[dict[str, Any]]:
+    async with service.sessions() as session:
+        stmt = select(dead_letters).filter_by(**where)
+        return [dict(r._mapping) for r in await session.execute(stmt)]
+
+
+async def test_an_undecodable_event_naming_a_job_is_an_orphan_dead_letter(
     running: EventPublisher, service: StatusService
 ) -> None:
     job_id = new_job_id()
@@ -89,19 +97,63 @@ async def test_undecodable_event_is_dead_lettered_and_fails_its_job(
         "ce-subject": job_id,
     }
     # Published to the results topic: status-ocr-results cannot decode it and dead-letters it; the dead-letter
-    # subscription takes it raw and fails the job.
+    # subscription records it. Undecodable, it proves nothing about the job it names: the job is untouched.
     await running.publish_raw(TopicName.OCR_RESULTS, b'{"job_id": "' + job_id.encode() + b'"}', attrs)
 
-    async def failed() -> bool:
-        job = await service.get_job("acme", job_id)
-        return job is not None and job.state is JobState.FAILED
+    async def recorded() -> bool:
+        return bool(await _dead_letters(service, event_id="bad-ocr-1"))
 
-    await eventually(failed)
+    await eventually(recorded)
+    [letter] = await _dead_letters(service, event_id="bad-ocr-1")
+    assert (letter["job_id"], letter["reason"], letter["orphan_reason"]) == (
+        job_id,
+        "invalid_event_data",
+        "invalid_event_data",
+    )
+    assert letter["source_subscription"].endswith("/status-ocr-results")
     job = await service.get_job("acme", job_id)
     assert job is not None
-    assert job.failure_reason is FailureReason.DEAD_LETTERED
-    assert job.failure_message is not None
-    assert "invalid_event_data" in job.failure_message
+    assert job.state is JobState.ACCEPTED
+    assert await _timeline_has(service, job_id, 1)
+
+
+async def test_a_nul_laden_dead_letter_is_recorded_once_and_acked(
+    running: EventPublisher, service: StatusService, pubsub_emulator: Any, pubsub_project: str
+) -> None:
+    job_id, marker = new_job_id(), new_job_id()
+    nul_laden = {
+        "ce-id": "nul-\x00-marker",
+        "ce-subject": job_id,
+        "na\x00me": "value with \x00 and \x07",
+        "authorization": "Bearer not-to-be-stored",
+        "long": "\x00" * 1000,  # within Pub/Sub's 1024 bytes, four times that once escaped
+    }
+    # Straight onto the dead-letter topic: status-dead-letter has no dead-letter policy, so a message its handler
+    # failed on would be redelivered forever. The second is a decoder bomb: JSON nested past Python's recursion limit.
+    await running.publish_raw(TopicName.DEAD_LETTER, b"\x00\xff\xfe not utf-8 \x00", nul_laden)
+    await running.publish_raw(TopicName.DEAD_LETTER, b"[" * 100_000, {"ce-id": marker})
+
+    async def recorded() -> bool:
+        return bool(await _dead_letters(service, job_id=job_id)) and bool(await _dead_letters(service, event_id=marker))
+
+    await eventually(recorded)
+    subscription = f"projects/{pubsub_project}/subscriptions/status-dead-letter"
+
+    async def settled() -> bool:
+        state = pubsub_emulator.subscription_state(subscription)
+        return bool(state["acked"] == 2 and state["outstanding"] == 0 and state["backlog"] == 0)
+
+    await eventually(settled)
+    await asyncio.sleep(2.5)  # past the retry backoff: a nacked copy would have come back by now
+    state = pubsub_emulator.subscription_state(subscription)
+    assert (state["delivered"], state["acked"]) == (2, 2)
+    [letter] = await _dead_letters(service, job_id=job_id)
+    assert letter["orphan_reason"] == "malformed_envelope"
+    assert "non_utf8_data" in letter["flags"]
+    assert "authorization" not in letter["attributes"]
+    assert not any("\x00" in k + v for k, v in letter["attributes"].items())
+    [bomb] = await _dead_letters(service, event_id=marker)
+    assert (bomb["job_id"], bomb["orphan_reason"], bomb["data_size"]) == (None, "malformed_envelope", 100_000)
 
 
 async def test_claim_checked_captions_are_fetched(

@@ -10,15 +10,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from captionqc.runtime.consumer import DEAD_LETTER_MESSAGE, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
 from captionqc.runtime.db import session_factory
-from captionqc.schemas import FailureReason, Stage
-from captionqc.schemas.status_api import JobState, StageState
+from captionqc.schemas import FailureReason, Stage, to_pubsub
+from captionqc.schemas.status_api import JobState
 from captionqc.status.projection import new_job, parse_dead_letter
 from captionqc.status.repository import JobCache
 from captionqc.status.service import Incoming, StatusService
 
-from .helpers import T0, crosscheck_completed, failed, new_job_id, progress, requested
+from .helpers import T0, crosscheck_completed, failed, new_job_id, ocr_completed, progress, requested
 
 
 async def project(service: StatusService, *events: Any) -> None:
@@ -42,23 +41,17 @@ async def test_a_row_another_replica_changed_is_read_again(engine: AsyncEngine) 
 
 async def test_a_row_the_dead_letter_path_changed_is_read_again(service: StatusService) -> None:
     job_id = new_job_id()
-    await project(service, requested(job_id))
-    attrs = {
-        "ce-id": "bad-1",
-        "ce-type": "captionqc.ocr.completed",
-        "ce-subject": job_id,
-        DEAD_LETTER_REASON: "invalid_event_data",
-        DEAD_LETTER_MESSAGE: "segments: Field required",
-        DEAD_LETTER_SOURCE: "projects/p/subscriptions/status-ocr-results",
-    }
-    assert await service.project_dead_letter(parse_dead_letter(b"{}", attrs))
-    await project(service, crosscheck_completed(job_id))
+    await project(service, requested(job_id), progress(job_id, Stage.OCR, 0.5))
+    data, attrs = to_pubsub(ocr_completed(job_id))
+    attrs["CloudPubSubDeadLetterSourceSubscription"] = "status-ocr-results"
+    assert await service.project_dead_letter(parse_dead_letter(data, attrs))
+    await project(service, progress(job_id, Stage.ASR, 0.5), crosscheck_completed(job_id))
     job = await service.get_job("acme", job_id)
     assert job is not None
     assert job.state is JobState.FAILED  # a failed job never moves back, even to completed
     assert job.failure_reason is FailureReason.DEAD_LETTERED
-    assert job.findings_total == 2  # a late result still records its facts
-    assert job.stages[Stage.CROSSCHECK].state is StageState.COMPLETED
+    assert job.findings_total == 0  # and gains no findings
+    assert job.stages[Stage.ASR].progress == 0.0  # late progress is history only
 
 
 async def test_a_batch_that_rolls_back_leaves_nothing_behind(service: StatusService, engine: AsyncEngine) -> None:

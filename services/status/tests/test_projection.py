@@ -8,13 +8,18 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from captionqc.runtime.consumer import DEAD_LETTER_MESSAGE, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
+from captionqc.runtime.consumer import (
+    DEAD_LETTER_MESSAGE,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SOURCE,
+    DEAD_LETTER_TRUNCATED,
+)
 from captionqc.runtime.db import session_factory
-from captionqc.schemas import FailureReason, Stage
+from captionqc.schemas import FailureReason, Stage, to_pubsub
 from captionqc.schemas.status_api import CaptionsState, JobState, StageState
 from captionqc.status.projection import parse_dead_letter
 from captionqc.status.service import Incoming, StatusService
-from captionqc.status.tables import caption_segments, findings, timeline
+from captionqc.status.tables import caption_segments, dead_letters, findings, jobs, timeline
 
 from .helpers import (
     FINDINGS,
@@ -217,56 +222,175 @@ async def test_a_second_job_requested_changes_nothing(service: StatusService) ->
     assert job.requested_at == later(0)
 
 
-async def test_dead_letter_from_the_runtime_fails_the_job(service: StatusService) -> None:
-    job_id = new_job_id()
-    await project(service, requested(job_id))
-    attrs = {
-        "ce-id": "bad-1",
-        "ce-type": "captionqc.ocr.completed",
-        "ce-subject": job_id,
-        DEAD_LETTER_REASON: "invalid_event_data",
-        DEAD_LETTER_MESSAGE: "segments: Field required",
-        DEAD_LETTER_SOURCE: "projects/p/subscriptions/crosscheck-ocr-results",
+def runtime_dead_letter(attributes: dict[str, str], reason: str, subscription: str = "status-jobs") -> dict[str, str]:
+    """The attributes our consumer runtime forwards a refused message with."""
+    return {
+        **attributes,
+        DEAD_LETTER_REASON: reason,
+        DEAD_LETTER_MESSAGE: "refused",
+        DEAD_LETTER_SOURCE: f"projects/p/subscriptions/{subscription}",
     }
-    letter = parse_dead_letter(b'{"job_id": "not json', attrs)
-    assert await service.project_dead_letter(letter)
-    assert not await service.project_dead_letter(letter)  # the same message redelivered
-    job = await service.get_job("acme", job_id)
-    assert job is not None
-    assert job.state is JobState.FAILED
-    assert job.failure_reason is FailureReason.DEAD_LETTERED
-    assert job.failure_stage is Stage.OCR
-    assert job.failure_message is not None
-    assert "invalid_event_data" in job.failure_message
-    assert "crosscheck-ocr-results" in job.failure_message
-    timeline_rows = await service.timeline("acme", job_id)
-    assert timeline_rows is not None
-    assert [r.type for r in timeline_rows] == ["captionqc.job.requested", "captionqc.status.dead-lettered"]
 
 
-async def test_dead_letter_from_pubsub_policy_creates_the_job_when_unknown(service: StatusService) -> None:
-    job_id = new_job_id()
-    event = asr_completed(job_id, "beta")
-    from captionqc.schemas import to_pubsub
-
+def policy_dead_letter(event: Any, subscription: str) -> tuple[bytes, dict[str, str]]:
+    """An event as Pub/Sub's dead-letter policy forwards it after it kept failing on ``subscription``."""
     data, attrs = to_pubsub(event)
-    attrs |= {
-        "CloudPubSubDeadLetterSourceSubscription": "projects/p/subscriptions/crosscheck-asr-results",
+    return data, attrs | {
+        "CloudPubSubDeadLetterSourceSubscription": subscription,
+        "CloudPubSubDeadLetterSourceSubscriptionProject": "p",
         "CloudPubSubDeadLetterSourceDeliveryCount": "5",
     }
-    assert await service.project_dead_letter(parse_dead_letter(data, attrs))
+
+
+async def dead_letter_rows(engine: AsyncEngine, job_id: str) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        result = await conn.execute(select(dead_letters).where(dead_letters.c.job_id == job_id))
+        return [dict(r._mapping) for r in result]
+
+
+async def test_a_dead_letter_of_the_jobs_own_event_fails_it(service: StatusService, engine: AsyncEngine) -> None:
+    job_id = new_job_id()
+    await project(service, requested(job_id, "beta"))
+    letter = parse_dead_letter(*policy_dead_letter(asr_completed(job_id, "beta"), "crosscheck-asr-results"))
+    assert letter.refusal is None
+    assert await service.project_dead_letter(letter)
+    assert not await service.project_dead_letter(letter)  # the same message redelivered
     job = await service.get_job("beta", job_id)
     assert job is not None
     assert job.state is JobState.FAILED
     assert job.failure_reason is FailureReason.DEAD_LETTERED
+    assert job.failure_stage is Stage.ASR
     assert job.failure_message == (
         "captionqc.asr.completed dead-lettered on crosscheck-asr-results (max_delivery_attempts): "
         "delivery failed 5 times"
     )
+    rows = await service.timeline("beta", job_id)
+    assert rows is not None
+    assert [r.type for r in rows] == ["captionqc.job.requested", "captionqc.status.dead-lettered"]
+    [row] = await dead_letter_rows(engine, job_id)
+    assert (row["orphan_reason"], row["tenant"], row["reason"]) == (None, "beta", "max_delivery_attempts")
 
 
-async def test_dead_letter_naming_no_job_is_kept(service: StatusService) -> None:
-    assert await service.project_dead_letter(parse_dead_letter(b"garbage", {"x": "y"}))
+async def test_a_dead_letter_naming_only_a_job_leaves_it_untouched(service: StatusService, engine: AsyncEngine) -> None:
+    """A non-event carrying only ``ce-subject=<victim>``: it proves nothing about the job, so it is an orphan."""
+    victim = new_job_id()
+    await project(service, requested(victim), crosscheck_completed(victim))
+    before = await service.timeline("acme", victim)
+    data = b"not an event"
+    attrs = runtime_dead_letter({"ce-subject": victim, "ce-id": "marker-1"}, "malformed_envelope")
+    assert await service.project_dead_letter(parse_dead_letter(data, attrs))
+    job = await service.get_job("acme", victim)
+    assert job is not None
+    assert (job.state, job.findings_total, job.failure_reason) == (JobState.COMPLETED, 2, None)
+    assert await service.timeline("acme", victim) == before
+    [row] = await dead_letter_rows(engine, victim)
+    assert (row["orphan_reason"], row["reason"], row["event_id"]) == (
+        "malformed_envelope",
+        "malformed_envelope",
+        "marker-1",
+    )
+
+    running = new_job_id()
+    await project(service, requested(running))
+    # Our runtime refused a message naming the job: undecodable, so it fails nothing (the deadline still will).
+    data = b'{"job_id": "' + running.encode() + b'"}'
+    attrs = runtime_dead_letter({"ce-type": "captionqc.ocr.completed", "ce-subject": running}, "x")
+    assert await service.project_dead_letter(parse_dead_letter(data, attrs))
+    job = await service.get_job("acme", running)
+    assert job is not None
+    assert job.state is JobState.ACCEPTED
+
+
+async def test_a_dead_letter_for_an_unknown_job_creates_no_job(service: StatusService, engine: AsyncEngine) -> None:
+    job_id = new_job_id()
+    letter = parse_dead_letter(*policy_dead_letter(asr_completed(job_id, "beta"), "crosscheck-asr-results"))
+    assert await service.project_dead_letter(letter)
+    assert await service.get_job("beta", job_id) is None
+    assert await count(engine, jobs, job_id) == 0
+    [row] = await dead_letter_rows(engine, job_id)
+    assert row["orphan_reason"] == "unknown_job"
+    assert await service.project_dead_letter(parse_dead_letter(b"garbage", {"x": "y"}))  # names no job at all
+
+
+async def test_dead_letters_that_prove_nothing_about_their_job_are_orphans(
+    service: StatusService, engine: AsyncEngine
+) -> None:
+    victim = new_job_id()
+    await project(service, requested(victim, "acme"))
+    data, attrs = to_pubsub(failed(victim, Stage.OCR))
+    # An intake message that kept failing in the gateway, whose publisher added our runtime's attributes naming an
+    # internal subscription: a genuine dead letter never carries both kinds.
+    intake_data, intake_attrs = policy_dead_letter(requested(victim, "acme"), "gateway-intake")
+    forged = runtime_dead_letter(intake_attrs, "max_delivery_attempts", "status-jobs")
+    cases = [
+        # another tenant's event for the job
+        ("tenant_mismatch", policy_dead_letter(asr_completed(victim, "mallory"), "crosscheck-asr-results")),
+        # intake messages come from outside: the gateway refused it, its claims prove nothing
+        ("untrusted_source", policy_dead_letter(requested(victim, "acme"), "gateway-intake")),
+        # a type this subscription's producers never publish
+        ("unexpected_type", policy_dead_letter(crosscheck_completed(victim, "acme"), "status-jobs")),
+        # our runtime cut an oversized message to fit: whatever is left, it fails nothing
+        (
+            "message_too_large",
+            (data[:20], runtime_dead_letter(attrs | {DEAD_LETTER_TRUNCATED: "true"}, "message_too_large")),
+        ),
+        # no source subscription, or one that is not ours
+        ("untrusted_source", (data, attrs)),
+        (
+            "untrusted_source",
+            (data, {**attrs, "CloudPubSubDeadLetterSourceSubscription": "projects/x/subscriptions/o"}),
+        ),
+        ("untrusted_source", (intake_data, forged)),
+    ]
+    for expected, (body, attributes) in cases:
+        letter = parse_dead_letter(body, attributes)
+        assert letter.refusal is not None or expected == "tenant_mismatch", expected
+        assert await service.project_dead_letter(letter), expected
+    job = await service.get_job("acme", victim)
+    assert job is not None
+    assert job.state is JobState.ACCEPTED
+    rows = await service.timeline("acme", victim)
+    assert rows is not None
+    assert [r.type for r in rows] == ["captionqc.job.requested"]
+    recorded = sorted(r["orphan_reason"] for r in await dead_letter_rows(engine, victim))
+    assert recorded == sorted(expected for expected, _ in cases)
+    assert await service.get_job("mallory", victim) is None
+
+
+async def test_an_unstorable_dead_letter_is_recorded_cleaned_once(service: StatusService, engine: AsyncEngine) -> None:
+    job_id = new_job_id()
+    attrs = {
+        "ce-id": "nul\x00id",
+        "ce-subject": job_id,
+        "ce-type": "captionqc.\x00ocr.completed\x1b[31m",
+        "bad\x00name": "v",
+        "authorization": "Bearer secret-token",
+        "x-api-token": "secret-token",
+        "huge": "x" * 100_000,
+        **{f"extra-{i:03d}": str(i) for i in range(150)},
+    }
+    data = b"\xff\xfe\x00not utf-8\x00"
+    letter = parse_dead_letter(data, runtime_dead_letter(attrs, "malformed_\x00envelope"))
+    assert await service.project_dead_letter(letter)
+    assert not await service.project_dead_letter(
+        parse_dead_letter(data, runtime_dead_letter(attrs, "malformed_\x00envelope"))
+    )
+    [row] = await dead_letter_rows(engine, job_id)
+    stored = row["attributes"]
+    assert "authorization" not in stored
+    assert not any("secret-token" in v for v in stored.values())
+    assert len(stored) == 100
+    assert all("\x00" not in k + v for k, v in stored.items())
+    assert row["event_id"] == "nul\\x00id"
+    assert row["reason"] == "malformed_\\x00envelope"
+    assert row["data_size"] == len(data)
+    assert set(row["flags"]) >= {
+        "control_characters",
+        "attributes_truncated",
+        "secret_attributes_dropped",
+        "non_utf8_data",
+    }
+    assert row["orphan_reason"] == "malformed_envelope"
 
 
 class Clock:

@@ -18,6 +18,9 @@ class Refusal(StrEnum):
     INVALID_EVENT_DATA = "invalid_event_data"  # the payload breaks its JSON Schema
     UNEXPECTED_TYPE = "unexpected_type"  # a known type, but not one this subscription's producers publish
     MESSAGE_TOO_LARGE = "message_too_large"  # over the configured message limit: recorded truncated, never retried
+    # -- dead letters that fail no job (kept as orphans by the status service) -------------------------------------
+    UNTRUSTED_SOURCE = "untrusted_source"  # from intake (outside) or from no subscription of ours: proves nothing
+    UNKNOWN_JOB = "unknown_job"  # names no job, or one that does not exist (a dead letter never creates a job)
     # -- the intake door -----------------------------------------------------------------------------------------
     UNAUTHENTICATED = "unauthenticated"  # no token, or one that does not verify
     INSUFFICIENT_SCOPE = "insufficient_scope"

@@ -158,13 +158,9 @@ def status_routes(
         await batcher.submit(Incoming(event, captions))
 
     async def on_dead_letter(data: bytes, attributes: Mapping[str, str], ctx: HandlerContext) -> None:
-        letter = parse_dead_letter(data, attributes)
-        if await service.project_dead_letter(letter):
-            log.warning(
-                "dead letter recorded: %s",
-                letter.message,
-                extra={"job_id": letter.job_id, "reason": letter.reason, "event_type": letter.event_type},
-            )
+        # Whatever arrives is recorded and acked (the service logs what it did with it): this subscription has no
+        # dead-letter policy, so a message it failed on would come back forever.
+        await service.project_dead_letter(parse_dead_letter(data, attributes))
 
     limit = settings.max_messages_per_subscription
     return [

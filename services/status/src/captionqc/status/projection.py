@@ -25,12 +25,20 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from captionqc.runtime.consumer import (
+    DEAD_LETTER_MESSAGE,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SOURCE,
+    DEAD_LETTER_TRUNCATED,
+)
 from captionqc.runtime.tracing import trace_id_from_traceparent
 from captionqc.schemas import (
+    TOPOLOGY,
     AsrCompleted,
     CaptionSegment,
     CloudEvent,
     CrosscheckCompleted,
+    EventDecodeError,
     EventType,
     FailureReason,
     JobRequested,
@@ -38,17 +46,33 @@ from captionqc.schemas import (
     Stage,
     StageFailed,
     StageProgress,
+    TopicName,
     TypoFinding,
+    from_pubsub,
 )
+from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import CaptionsState, JobState, StageState
+from captionqc.schemas.topology import accepted_types
 
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DONE = (StageState.COMPLETED, StageState.FAILED)
 _STAGE_NAMES = frozenset(s.value for s in Stage)
 _TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED})
 # What a job keeps when its ``job.requested`` shows that earlier events were another tenant's.
 _KEPT_ON_RESET = frozenset({"job_id", "created_at", "updated_at", "first_seen_at", "loaded_row"})
+
+# Pub/Sub's dead-letter policy names the subscription a message kept failing in.
+PUBSUB_DEAD_LETTER_SOURCE = "CloudPubSubDeadLetterSourceSubscription"
+# Attribute names that may hold credentials: never stored (an intake message carries its bearer token).
+_SECRET_NAME = re.compile(
+    r"authori[sz]ation|token|secret|passw(or)?d|credential|cookie|api[-_]?key|private[-_]?key|signature|session",
+    re.IGNORECASE,
+)
+# Characters PostgreSQL cannot store (NUL) or that no attribute should carry: C0/C1 controls, lone surrogates.
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_MAX_ATTRIBUTES = 100
+_MAX_ATTRIBUTE_NAME = 256
+_MAX_ATTRIBUTE_VALUE = 1024
 
 # The status service's own timeline entries (not events on the wire).
 DEAD_LETTERED_TYPE = "captionqc.status.dead-lettered"
@@ -143,17 +167,32 @@ class Projected:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message from the dead-letter topic, undecoded: it may be exactly what could not be decoded."""
+    """A message from the dead-letter topic, as far as it could be read, and cleaned for storage.
+
+    Everything here is what the message *claims*: only `refusal` being None says it may be held against a job.
+    """
 
     fingerprint: str
+    # The job id it names (the event's, else ``ce-subject``, else the payload's ``job_id``), if it is a job id.
     job_id: str | None
+    # The decoded event's tenant; None when the message does not decode.
     tenant: str | None
     event_id: str | None
     event_type: str | None
+    # Why it was dead-lettered: the runtime's refusal, or ``max_delivery_attempts`` (Pub/Sub's dead-letter policy).
     reason: str
     message: str
     source_subscription: str | None
+    # The attributes as stored: control characters escaped, long ones cut, secret-looking ones dropped.
     attributes: dict[str, str]
+    # Why this message can fail no job whatever the job (None: it may fail the job it names, if that job is the
+    # event's tenant's): undecodable, oversized, from outside (intake), or a type its subscription never carries.
+    refusal: Refusal | None = None
+    # What cleaning it took (``control_characters``, ``attributes_truncated``, ``secret_attributes_dropped``,
+    # ``non_utf8_data``, ``truncated_upstream``).
+    flags: tuple[str, ...] = ()
+    data_size: int = 0
+    event: CloudEvent[Any] | None = field(default=None, repr=False, compare=False)
 
 
 def bounded_id(text: str, limit: int = 200) -> str:
@@ -273,10 +312,11 @@ def project_event(
 
 
 def project_dead_letter(job: JobRecord, letter: DeadLetter, *, received_at: datetime) -> Projected:
-    """A message about ``job`` was dead-lettered: nothing will process it any more, so the job fails."""
+    """One of ``job``'s own events was dead-lettered (the service checked that it is: ``letter.refusal`` is None
+    and the event's tenant is the job's): nothing will process it any more, so the job fails."""
     message = _dead_letter_message(letter)
     was_terminal = job.terminal
-    stage = _stage_of_type(letter.event_type)
+    stage = _stage_of(letter.event.type) if letter.event is not None else None
     timeline = TimelineRow(
         event_id=f"dead-letter:{letter.fingerprint}",
         job_id=job.job_id,
@@ -338,38 +378,137 @@ def expire_job(job: JobRecord, *, now: datetime, deadline_s: float) -> Projected
 
 
 def parse_dead_letter(data: bytes, attributes: Mapping[str, str]) -> DeadLetter:
-    """Read what we can from a dead-lettered message: our runtime's attributes or Pub/Sub's own."""
-    attrs = dict(attributes)
-    fingerprint = hashlib.sha256(data + b"\x00" + json.dumps(attrs, sort_keys=True).encode()).hexdigest()
-    payload: dict[str, Any] = {}
-    try:
-        decoded = json.loads(data)
-        if isinstance(decoded, dict):
-            payload = decoded
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        pass
-    job_id = attrs.get("ce-subject") or payload.get("job_id")
-    tenant = payload.get("tenant")
-    reason = attrs.get("captionqc-dead-letter-reason")
-    message = attrs.get("captionqc-dead-letter-message")
-    source = attrs.get("captionqc-dead-letter-source")
-    if reason is None:
-        # Forwarded by Pub/Sub's dead-letter policy: a decodable message that kept failing in some consumer.
+    """Read a dead-lettered message: who forwarded it and why, what it claims, and whether it may fail a job.
+
+    Never raises: whatever arrives on the dead-letter subscription must be recorded and acked (the subscription has
+    no dead-letter policy of its own, so a message its handler cannot take would be redelivered forever).
+    """
+    raw = dict(attributes)
+    fingerprint = hashlib.sha256(data + b"\x00" + json.dumps(raw, sort_keys=True).encode()).hexdigest()
+    flags: list[str] = []
+    if DEAD_LETTER_REASON in raw:
+        # Forwarded by our consumer runtime, which refused the message; it writes these attributes last.
+        reason = raw[DEAD_LETTER_REASON]
+        message = raw.get(DEAD_LETTER_MESSAGE, "")
+        source = raw.get(DEAD_LETTER_SOURCE)
+    else:
+        # Forwarded by Pub/Sub's dead-letter policy: a message that kept failing in some consumer. Pub/Sub names
+        # the subscription (its id; a full path is read the same way).
         reason = "max_delivery_attempts"
-        source = attrs.get("CloudPubSubDeadLetterSourceSubscription") or source
-        count = attrs.get("CloudPubSubDeadLetterSourceDeliveryCount")
+        source = raw.get(PUBSUB_DEAD_LETTER_SOURCE)
+        count = raw.get("CloudPubSubDeadLetterSourceDeliveryCount")
         message = f"delivery failed {count} times" if count else "delivery kept failing"
+    event: CloudEvent[Any] | None = None
+    refusal: Refusal | None = None
+    if DEAD_LETTER_TRUNCATED in raw:
+        flags.append("truncated_upstream")
+        refusal = Refusal.MESSAGE_TOO_LARGE
+    else:
+        try:
+            event = from_pubsub(data, raw)
+        except EventDecodeError as exc:
+            refusal = exc.reason
+        except Exception:  # anything a hostile message makes the decoder raise is a refusal, never a redelivery
+            refusal = Refusal.MALFORMED_ENVELOPE
+    if event is not None:
+        if DEAD_LETTER_REASON in raw and PUBSUB_DEAD_LETTER_SOURCE in raw:
+            # Our runtime forwards only what it received on its own subscriptions, and what Pub/Sub's policy
+            # forwards only status reads: a genuine dead letter never carries both. One was written by the
+            # message's publisher (an intake message refused by the gateway could name status-jobs).
+            flags.append("conflicting_sources")
+            refusal = Refusal.UNTRUSTED_SOURCE
+        else:
+            refusal = _source_refusal(event, source)
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        flags.append("non_utf8_data")
+    stored, attribute_flags = _storable_attributes(raw)
+    flags += attribute_flags
+    clean = _Cleaner(flags)
     return DeadLetter(
         fingerprint=fingerprint,
-        job_id=job_id if isinstance(job_id, str) and _JOB_ID.match(job_id) else None,
-        tenant=tenant if isinstance(tenant, str) and _TENANT.match(tenant) else None,
-        event_id=(attrs.get("ce-id") or None),
-        event_type=(attrs.get("ce-type") or None),
-        reason=reason[:100],
-        message=(message or "")[:2000],
-        source_subscription=source,
-        attributes=attrs,
+        job_id=event.data.job_id if event is not None else _claimed_job_id(data, raw),
+        tenant=event.data.tenant if event is not None else None,
+        event_id=clean(event.id if event is not None else raw.get("ce-id"), 200),
+        event_type=clean(event.type.value if event is not None else raw.get("ce-type"), 200),
+        reason=clean(reason, 100) or "unknown",
+        message=clean(message, 2000) or "",
+        source_subscription=clean(source, 500),
+        attributes=stored,
+        refusal=refusal,
+        flags=tuple(dict.fromkeys(flags)),
+        data_size=len(data),
+        event=event,
     )
+
+
+def _source_refusal(event: CloudEvent[Any], source: str | None) -> Refusal | None:
+    """Why a well-formed event, dead-lettered from ``source``, still proves nothing about its job (None: it may)."""
+    name = source.rsplit("/", 1)[-1] if source else ""
+    try:
+        topic = TOPOLOGY.subscription(name).topic
+    except KeyError:
+        return Refusal.UNTRUSTED_SOURCE  # no subscription of ours: anyone could have written the attribute
+    if topic == TopicName.INTAKE:
+        # Intake messages come from outside: their tenant and job id are claims the gateway refused or never got
+        # to check, so they fail nothing.
+        return Refusal.UNTRUSTED_SOURCE
+    if event.type not in accepted_types(name):
+        return Refusal.UNEXPECTED_TYPE
+    return None
+
+
+def _claimed_job_id(data: bytes, attributes: Mapping[str, str]) -> str | None:
+    candidate: Any = attributes.get("ce-subject")
+    if not candidate:
+        try:
+            payload = json.loads(data)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            payload = None
+        candidate = payload.get("job_id") if isinstance(payload, dict) else None
+    return candidate if isinstance(candidate, str) and _JOB_ID.match(candidate) else None
+
+
+class _Cleaner:
+    """Makes text storable: control characters (PostgreSQL stores no NUL) escaped, cut to a column's length.
+    Records in ``flags`` what it had to do (``truncated`` names the flag for a cut)."""
+
+    def __init__(self, flags: list[str], truncated: str = "fields_truncated") -> None:
+        self._flags = flags
+        self._truncated = truncated
+
+    def __call__(self, text: str | None, limit: int) -> str | None:
+        if text is None:
+            return None
+        escaped = _UNSTORABLE.sub(_escape_char, text)
+        if escaped != text:
+            self._flags.append("control_characters")
+        if len(escaped) > limit:
+            self._flags.append(self._truncated)
+        return escaped[:limit]
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _storable_attributes(attributes: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The attributes to keep: no secrets (a bearer token must not outlive the message), no control characters,
+    at most Pub/Sub's own limits (100 attributes, 256-byte names, 1024-byte values)."""
+    flags: list[str] = []
+    clean = _Cleaner(flags, truncated="attributes_truncated")
+    stored: dict[str, str] = {}
+    for key, value in sorted(attributes.items()):
+        if _SECRET_NAME.search(key):
+            flags.append("secret_attributes_dropped")
+            continue
+        if len(stored) == _MAX_ATTRIBUTES:
+            flags.append("attributes_truncated")
+            break
+        stored[clean(key, _MAX_ATTRIBUTE_NAME) or ""] = clean(value, _MAX_ATTRIBUTE_VALUE) or ""
+    return stored, flags
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
@@ -454,13 +593,6 @@ def _recompute_timings(job: JobRecord) -> None:
 def _stage_of(event_type: EventType) -> Stage | None:
     prefix = event_type.value.split(".")[1]
     return Stage(prefix) if prefix in _STAGE_NAMES else None
-
-
-def _stage_of_type(event_type: str | None) -> Stage | None:
-    try:
-        return _stage_of(EventType(event_type)) if event_type else None
-    except ValueError:
-        return None
 
 
 def _replace_summary(row: TimelineRow, summary: str) -> TimelineRow:

@@ -492,20 +492,26 @@ async def replace_captions(session: Executor, captions: Mapping[str, Sequence[Ca
         await session.execute(_ADD_CAPTIONS, _arrays(caption_segments, _CAPTION_COLUMNS, values))
 
 
-async def record_dead_letter(session: Executor, letter: DeadLetter, received_at: datetime) -> bool:
-    """Keep the dead letter; False if this exact message was already recorded (a redelivery)."""
+async def record_dead_letter(
+    session: Executor, letter: DeadLetter, received_at: datetime, *, orphan_reason: str | None
+) -> bool:
+    """Keep the dead letter (already cleaned for storage); False if this exact message was already recorded."""
     stmt = (
         pg_insert(dead_letters)
         .values(
             fingerprint=letter.fingerprint,
             job_id=letter.job_id,
-            event_id=letter.event_id[:200] if letter.event_id else None,
-            event_type=letter.event_type[:200] if letter.event_type else None,
+            event_id=letter.event_id,
+            event_type=letter.event_type,
             reason=letter.reason,
             message=letter.message,
-            source_subscription=letter.source_subscription[:500] if letter.source_subscription else None,
+            source_subscription=letter.source_subscription,
             attributes=letter.attributes,
             received_at=received_at,
+            orphan_reason=orphan_reason,
+            tenant=letter.tenant,
+            flags=list(letter.flags),
+            data_size=letter.data_size,
         )
         .on_conflict_do_nothing(index_elements=["fingerprint"])
         .returning(dead_letters.c.fingerprint)

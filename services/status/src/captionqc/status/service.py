@@ -13,14 +13,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from captionqc.runtime.db import unit_of_work
 from captionqc.schemas import CaptionSegment, CloudEvent, TypoFinding
+from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import JobState
 from captionqc.status import repository as repo
 from captionqc.status.projection import (
@@ -29,7 +31,6 @@ from captionqc.status.projection import (
     JobRecord,
     TimelineRow,
     expire_job,
-    new_job,
     new_job_for_event,
     project_dead_letter,
     project_event,
@@ -152,30 +153,61 @@ class StatusService:
         self._after_commit(list(records), queued)
 
     async def project_dead_letter(self, letter: DeadLetter) -> bool:
-        """Record a dead letter and fail its job (when it names one we can find or create); False if a repeat."""
+        """Record a dead letter; fail its job only when it is one of that job's own events. False if a repeat.
+
+        It may fail a job only if it is a well-formed event of a type its (internal) subscription carries
+        (``letter.refusal`` is None), the job exists, and the event's tenant is the job's. Anything else is kept
+        as an orphan with the reason: a dead letter never creates a job, and never fails another tenant's.
+        """
         received_at = self._clock()
+        try:
+            return await self._record_dead_letter(letter, received_at)
+        except DataError:
+            # Cleaned as it is, PostgreSQL should take it; if not, keep what surely fits rather than have the
+            # dead-letter subscription (which has no dead-letter policy) redeliver it forever.
+            log.exception("dead letter not storable as read; recording its fingerprint and reason only")
+            bare = replace(
+                letter,
+                event_id=None,
+                event_type=None,
+                message="",
+                source_subscription=None,
+                attributes={},
+                flags=(*letter.flags, "unstorable"),
+                event=None,
+                refusal=letter.refusal or Refusal.MALFORMED_ENVELOPE,
+            )
+            return await self._record_dead_letter(bare, received_at)
+
+    async def _record_dead_letter(self, letter: DeadLetter, received_at: datetime) -> bool:
         async with unit_of_work(self.sessions) as session:
-            if not await repo.record_dead_letter(session, letter, received_at):
+            refusal = letter.refusal
+            job: JobRecord | None = None
+            if refusal is None:
+                job = await repo.lock_job(session, letter.job_id) if letter.job_id else None
+                if job is None:
+                    refusal = Refusal.UNKNOWN_JOB
+                elif job.tenant != letter.tenant:
+                    refusal, job = Refusal.TENANT_MISMATCH, None
+            if not await repo.record_dead_letter(session, letter, received_at, orphan_reason=refusal):
                 return False
-            if letter.job_id is None:
-                log.warning("dead letter names no job", extra={"reason": letter.reason})
-                return True
-            job: JobRecord | None
-            if letter.tenant is not None:
-                placeholder = new_job(
-                    letter.job_id, letter.tenant, event_time=received_at, received_at=received_at, trace_id=None
-                )
-                job = (await repo.lock_jobs(session, [letter.job_id], lambda _: placeholder))[letter.job_id]
-            else:
-                job = await repo.lock_job(session, letter.job_id)
             if job is None:
-                log.warning("dead letter for an unknown job of unknown tenant", extra={"job_id": letter.job_id})
+                # No tenant names: the claimed job may be anyone's.
+                log.warning(
+                    "orphan dead letter recorded",
+                    extra={"job_id": letter.job_id, "reason": letter.reason, "orphan_reason": str(refusal)},
+                )
                 return True
             out = project_dead_letter(job, letter, received_at=received_at)
+            log.warning(
+                "dead letter of the job's own event recorded: %s",
+                letter.message,
+                extra={"job_id": job.job_id, "reason": letter.reason, "event_type": letter.event_type},
+            )
             await repo.save_jobs(session, [job])
             await repo.add_timeline(session, [out.timeline] if out.timeline is not None else [])
             queued = await repo.queue_webhooks(session, [job], received_at)
-        self._after_commit([letter.job_id], queued)
+        self._after_commit([job.job_id], queued)
         return True
 
     async def sweep_deadlines(self, *, deadline_s: float, limit: int) -> list[str]:

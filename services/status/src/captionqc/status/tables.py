@@ -118,8 +118,9 @@ timeline = Table(
 )
 Index("timeline_job_idx", timeline.c.job_id, timeline.c.time, timeline.c.seq)
 
-# Messages that reached the dead-letter topic, kept whole (attributes only, never the data) for whoever
-# investigates: some name no job at all.
+# Every message that reached the dead-letter topic, for whoever investigates: its attributes (cleaned: control
+# characters escaped, secrets dropped) but never its data. ``job_id`` is the job it *claims*; ``orphan_reason`` says
+# why it failed no job (NULL: it was one of that job's own events, and the job holds it in its timeline).
 dead_letters = Table(
     "dead_letters",
     metadata,
@@ -132,6 +133,10 @@ dead_letters = Table(
     Column("source_subscription", String(500)),
     Column("attributes", JSONB, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("orphan_reason", String(64)),
+    Column("tenant", String(63)),
+    Column("flags", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("data_size", Integer, nullable=False, server_default=text("0")),
 )
 
 webhook_deliveries = Table(
