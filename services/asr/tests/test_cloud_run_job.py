@@ -18,7 +18,7 @@ from captionqc.asr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.asr.service import SUBSCRIPTION, AsrService, build_service
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
-from captionqc.media.testing import FakeJobsClient, cloud_run_job_settings
+from captionqc.media.testing import FakeJobsClient, cloud_run_job_settings, tenant_folder
 from captionqc.runtime.consumer import ConsumerRunner, Route
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
 from captionqc.runtime.storage import LocalResultStore
@@ -85,11 +85,12 @@ async def test_job_entrypoint_reads_the_job_and_publishes_the_result(pubsub_proj
     clip = min(SAMPLE_CLIPS, key=lambda c: c.truth["duration_s"])
     results = tmp_path / "results"
     store = LocalResultStore(results)
-    good = job_event(clip.media.as_uri()).data
-    missing = job_event((SAMPLES / "no-such-clip.mp4").as_uri()).data
+    acme = tenant_folder(tmp_path / "media", linked_to=SAMPLES)
+    good = job_event((acme / clip.media.name).as_uri()).data
+    missing = job_event((acme / "no-such-clip.mp4").as_uri()).data
     env = {
         "CAPTIONQC_ASR_GCP_PROJECT": pubsub_project,
-        "CAPTIONQC_ASR_MEDIA_ROOT": str(SAMPLES),
+        "CAPTIONQC_ASR_MEDIA_ROOT": str(acme.parent),
         "CAPTIONQC_ASR_RESULTS_URI": str(results),
     }
     for job in (good, missing):

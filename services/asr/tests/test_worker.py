@@ -13,7 +13,7 @@ import pytest
 from captionqc.asr.service import SUBSCRIPTION, worker_setup
 from captionqc.asr.settings import AsrSettings
 from captionqc.asr.wer import word_error_rate
-from captionqc.media.testing import with_undecodable_stream
+from captionqc.media.testing import tenant_folder, with_undecodable_stream
 from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.pubsub import EventPublisher, subscription_path
 from captionqc.runtime.storage import LocalResultStore
@@ -66,10 +66,11 @@ async def test_job_is_transcribed_redelivery_keeps_the_ce_id_and_large_results_u
     clip = shortest_clip()
     results = tmp_path / "results"
     # A 1 KB inline limit forces the claim check with real words.
+    acme = tenant_folder(tmp_path / "media", linked_to=SAMPLES)
     settings = AsrSettings(
-        media_root=SAMPLES, results_uri=str(results), inline_result_limit_bytes=1024, progress_interval_s=0.5
+        media_root=acme.parent, results_uri=str(results), inline_result_limit_bytes=1024, progress_interval_s=0.5
     )
-    job = job_event(clip.media.as_uri())
+    job = job_event((acme / clip.media.name).as_uri())
 
     async def body() -> tuple[list[Any], list[Any]]:
         # The same event twice is what Pub/Sub's at-least-once delivery does to a consumer.
@@ -99,8 +100,9 @@ async def test_job_is_transcribed_redelivery_keeps_the_ce_id_and_large_results_u
 
 async def test_small_result_travels_inline(pubsub_project: str, publisher: EventPublisher, tmp_path: Path) -> None:
     clip = shortest_clip()
-    settings = AsrSettings(media_root=SAMPLES, results_uri=str(tmp_path / "results"))
-    job = job_event(clip.media.as_uri())
+    acme = tenant_folder(tmp_path / "media", linked_to=SAMPLES)
+    settings = AsrSettings(media_root=acme.parent, results_uri=str(tmp_path / "results"))
+    job = job_event((acme / clip.media.name).as_uri())
 
     async def body() -> list[Any]:
         await publisher.publish(job)
@@ -117,9 +119,10 @@ async def test_small_result_travels_inline(pubsub_project: str, publisher: Event
 async def test_permanent_media_errors_become_failed_events_without_redelivery(
     pubsub_project: str, publisher: EventPublisher, pubsub_emulator: Any, tmp_path: Path
 ) -> None:
-    media = tmp_path / "media"
-    media.mkdir()
+    media = tenant_folder(tmp_path / "media")  # the job events' tenant, acme
+    beeb = tenant_folder(tmp_path / "media", "beeb")
     clip = shortest_clip()
+    shutil.copy(clip.media, beeb / "clip.mp4")
     if (SAMPLES / "corrupt.mp4").is_file():
         shutil.copy(SAMPLES / "corrupt.mp4", media / "corrupt.mp4")
     else:
@@ -132,14 +135,16 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
     # Under the 10 s maximum: the codec, not the length, is what fails it.
     with_undecodable_stream(SAMPLES / "audio_only.m4a", "audio", media / "unknown_audio_codec.mp4")
     # Every sample clip with speech is longer than 10 s.
-    settings = AsrSettings(media_root=media, results_uri=str(tmp_path / "results"), max_media_duration_s=10)
+    settings = AsrSettings(media_root=media.parent, results_uri=str(tmp_path / "results"), max_media_duration_s=10)
     expected = {
         (media / "missing.mp4").as_uri(): (FailureReason.MEDIA_NOT_FOUND, "no media file"),
         (media / "corrupt.mp4").as_uri(): (FailureReason.MEDIA_UNREADABLE, "not readable media"),
         (media / "silent_video.mp4").as_uri(): (FailureReason.NO_AUDIO_STREAM, "no audio stream"),
         (media / "long.mp4").as_uri(): (FailureReason.MEDIA_TOO_LONG, "longer than the configured maximum of 10 s"),
         (media / "unknown_audio_codec.mp4").as_uri(): (FailureReason.UNSUPPORTED_CODEC, "audio stream uses a codec"),
-        "file:///etc/passwd": (FailureReason.MEDIA_URI_REJECTED, "outside the configured media root"),
+        "file:///etc/passwd": (FailureReason.MEDIA_URI_REJECTED, "outside this tenant's media folder"),
+        # Another tenant's file, whatever the event says: the stage checks the tenant's area itself.
+        (beeb / "clip.mp4").as_uri(): (FailureReason.MEDIA_URI_REJECTED, "outside this tenant's media folder"),
     }
     jobs = {uri: job_event(uri) for uri in expected}
 

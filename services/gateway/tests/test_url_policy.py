@@ -13,32 +13,60 @@ from captionqc.gateway.app import create_app
 from captionqc.gateway.settings import GatewaySettings
 
 from .conftest import bearer, running
+from .helpers import change_tenant
 
-GS = {"media_uri": "gs://broadcast-media/news/0612.mp4"}
+GS = {"media_uri": "gs://broadcast-media/acme/news/0612.mp4"}
 
 
 # ---------------------------------------------------------------------------------------------- media URIs
+ACME_GS = ["gs://broadcast-media/acme/", "gs://acme-archive/"]
 
 
-def _outside_link(media_root: Path) -> str:
+@pytest.fixture
+def media_root(tmp_path: Path) -> Path:
+    """<root>/acme and <root>/beeb with a clip each (the conftest registers both tenants)."""
+    root = tmp_path / "media"
+    for tenant in ("acme", "beeb"):
+        (root / tenant).mkdir(parents=True)
+        (root / tenant / "clip.mp4").write_bytes(b"\x00" * 16)
+    return root
+
+
+@pytest.fixture
+async def acme_area(database_url: str) -> None:
+    """acme's gs:// media may come only from its own prefixes (the conftest gave every tenant the whole bucket)."""
+    await change_tenant(database_url, "acme", gs_prefixes=ACME_GS)
+
+
+def _links(media_root: Path) -> None:
     outside = media_root.parent / "secret.mp4"
     outside.write_bytes(b"x")
-    (media_root / "link.mp4").symlink_to(outside)
-    return f"file://{media_root}/link.mp4"
+    (media_root / "acme" / "out.mp4").symlink_to(outside)
+    (media_root / "acme" / "to-beeb.mp4").symlink_to(media_root / "beeb" / "clip.mp4")
 
 
 @pytest.mark.parametrize(
     ("uri", "rule"),
     [
-        ("file:///etc/passwd", "path_escape"),
-        ("file://{root}/../secret.mp4", "path_escape"),
-        ("file://{root}/%2e%2e/secret.mp4", "path_escape"),
-        ("symlink", "path_escape"),
-        ("file://otherhost/{root}/clip.mp4", "file_host"),
+        ("file:///etc/passwd", "outside_tenant_area"),
+        ("file://{root}/clip.mp4", "outside_tenant_area"),
+        ("file://{root}/beeb/clip.mp4", "outside_tenant_area"),
+        ("file://{root}/ACME/clip.mp4", "outside_tenant_area"),
+        ("file://{root}/acme/../beeb/clip.mp4", "path_escape"),
+        ("file://{root}/acme/%2e%2e/beeb/clip.mp4", "path_escape"),
+        ("file://{root}/acme%2f..%2fbeeb/clip.mp4", "path_escape"),
+        ("file://{root}/acme/out.mp4", "outside_tenant_area"),
+        ("file://{root}/acme/to-beeb.mp4", "outside_tenant_area"),
+        ("file://otherhost/{root}/acme/clip.mp4", "file_host"),
+        ("gs://broadcast-media/beeb/clip.mp4", "outside_tenant_area"),
+        ("gs://broadcast-media/acme-evil/clip.mp4", "outside_tenant_area"),
+        ("gs://broadcast-media/ACME/clip.mp4", "outside_tenant_area"),
+        ("gs://other-bucket/acme/clip.mp4", "outside_tenant_area"),
         ("https://10.1.2.3/clip.mp4", "private_address"),
         ("https://127.0.0.1/clip.mp4", "private_address"),
         ("https://[::1]/clip.mp4", "private_address"),
         ("https://192.168.0.10/clip.mp4", "private_address"),
+        ("https://100.64.0.1/clip.mp4", "private_address"),
         ("https://169.254.169.254/computeMetadata/v1/", "metadata_host"),
         ("https://metadata.google.internal/computeMetadata/v1/", "metadata_host"),
         ("https://cdn.elsewhere.example/clip.mp4", "host_not_allowed"),
@@ -52,10 +80,10 @@ def _outside_link(media_root: Path) -> str:
     ],
 )
 async def test_every_media_uri_rule_is_422_naming_field_and_rule(
-    client: httpx.AsyncClient, media_root: Path, uri: str, rule: str
+    acme_area: None, client: httpx.AsyncClient, media_root: Path, uri: str, rule: str
 ) -> None:
-    uri = _outside_link(media_root) if uri == "symlink" else uri.replace("{root}", str(media_root))
-    r = await client.post("/v1/jobs", json={"media_uri": uri}, headers=bearer())
+    _links(media_root)
+    r = await client.post("/v1/jobs", json={"media_uri": uri.replace("{root}", str(media_root))}, headers=bearer())
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["error"] == "validation_error"
@@ -64,12 +92,42 @@ async def test_every_media_uri_rule_is_422_naming_field_and_rule(
     assert "media_uri" in body["message"]
 
 
+async def test_another_tenants_file_gets_one_answer_whether_it_exists_or_not(
+    client: httpx.AsyncClient, media_root: Path
+) -> None:
+    answers = []
+    for name in ("clip.mp4", "no-such-file.mp4"):
+        r = await client.post("/v1/jobs", json={"media_uri": f"file://{media_root}/beeb/{name}"}, headers=bearer())
+        answers.append((r.status_code, r.json()["message"], r.json()["details"]))
+    assert answers[0] == answers[1]
+    assert answers[0][2][0]["type"] == "outside_tenant_area"
+    assert str(media_root) not in answers[0][1]  # the server's folders are not shown either
+
+
 @pytest.mark.parametrize(
-    "uri", ["gs://broadcast-media/a/b.mp4", "file://{root}/clip.mp4", "https://93.184.216.34/c.mp4"]
+    ("tenant", "uri"),
+    [
+        ("acme", "gs://broadcast-media/acme/news/b.mp4"),
+        ("acme", "gs://acme-archive/2024/b.mp4"),
+        ("acme", "file://{root}/acme/clip.mp4"),
+        ("acme", "file://{root}/acme/not-there-yet.mp4"),  # existence is the stages' business
+        ("beeb", "file://{root}/beeb/clip.mp4"),
+        ("beeb", "gs://broadcast-media/beeb/clip.mp4"),
+        ("acme", "https://93.184.216.34/c.mp4"),
+    ],
 )
-async def test_allowed_media_uris_are_accepted(client: httpx.AsyncClient, media_root: Path, uri: str) -> None:
-    r = await client.post("/v1/jobs", json={"media_uri": uri.replace("{root}", str(media_root))}, headers=bearer())
+async def test_each_tenants_own_media_is_accepted(
+    acme_area: None, client: httpx.AsyncClient, media_root: Path, tenant: str, uri: str
+) -> None:
+    body = {"media_uri": uri.replace("{root}", str(media_root))}
+    r = await client.post("/v1/jobs", json=body, headers=bearer(tenant=tenant))
     assert r.status_code == 202, r.text
+
+
+async def test_a_tenant_without_gs_prefixes_has_no_gs_media(database_url: str, client: httpx.AsyncClient) -> None:
+    await change_tenant(database_url, "acme", gs_prefixes=[])
+    r = await client.post("/v1/jobs", json=GS, headers=bearer())
+    assert (r.status_code, r.json()["details"][0]["type"]) == (422, "outside_tenant_area")
 
 
 # ---------------------------------------------------------------------------------------------- callback URLs

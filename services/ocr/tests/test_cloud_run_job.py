@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from captionqc.media.testing import FakeJobsClient, cloud_run_job_settings
+from captionqc.media.testing import FakeJobsClient, cloud_run_job_settings, tenant_folder
 from captionqc.ocr.dispatch import JOB_ID_ENV, dispatcher_for, job_json_key
 from captionqc.ocr.service import SUBSCRIPTION, OcrService, build_service
 from captionqc.ocr.settings import OcrSettings
@@ -84,11 +84,12 @@ async def test_job_entrypoint_reads_the_job_and_publishes_the_result(pubsub_proj
     clip = min(sample_clips(), key=lambda p: truth_of(p)["duration_s"])
     results = tmp_path / "results"
     store = LocalResultStore(results)
-    good = job_event(clip.as_uri()).data
-    missing = job_event((SAMPLES / "no-such-clip.mp4").as_uri()).data
+    acme = tenant_folder(tmp_path / "media", linked_to=SAMPLES)
+    good = job_event((acme / clip.name).as_uri()).data
+    missing = job_event((acme / "no-such-clip.mp4").as_uri()).data
     env = {
         "CAPTIONQC_OCR_GCP_PROJECT": pubsub_project,
-        "CAPTIONQC_OCR_MEDIA_ROOT": str(SAMPLES),
+        "CAPTIONQC_OCR_MEDIA_ROOT": str(acme.parent),
         "CAPTIONQC_OCR_RESULTS_URI": str(results),
     }
     for job in (good, missing):

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from captionqc.media.testing import with_undecodable_stream
+from captionqc.media.testing import tenant_folder, with_undecodable_stream
 from captionqc.ocr.service import SUBSCRIPTION, worker_setup
 from captionqc.ocr.settings import OcrSettings
 from captionqc.runtime.consumer import ConsumerRunner
@@ -77,10 +77,11 @@ async def test_job_is_read_and_a_large_result_travels_by_claim_check(
     clip = news_clip()
     results = tmp_path / "results"
     # A 1 KB inline limit forces the claim check with real segments.
+    acme = tenant_folder(tmp_path / "media", linked_to=SAMPLES)
     settings = OcrSettings(
-        media_root=SAMPLES, results_uri=str(results), inline_result_limit_bytes=1024, progress_interval_s=0.5
+        media_root=acme.parent, results_uri=str(results), inline_result_limit_bytes=1024, progress_interval_s=0.5
     )
-    job = job_event(clip.as_uri())
+    job = job_event((acme / clip.name).as_uri())
 
     async def body() -> tuple[list[Any], list[Any]]:
         await publisher.publish(job)
@@ -107,8 +108,9 @@ async def test_job_is_read_and_a_large_result_travels_by_claim_check(
 async def test_redelivered_job_gives_the_same_ce_id(
     pubsub_project: str, publisher: EventPublisher, tmp_path: Path
 ) -> None:
-    settings = OcrSettings(media_root=SAMPLES, results_uri=str(tmp_path))
-    job = job_event(shortest_clip().as_uri(), region=NO_CAPTIONS)
+    acme = tenant_folder(tmp_path / "media", linked_to=SAMPLES)
+    settings = OcrSettings(media_root=acme.parent, results_uri=str(tmp_path))
+    job = job_event((acme / shortest_clip().name).as_uri(), region=NO_CAPTIONS)
 
     async def body() -> list[Any]:
         # The same event twice is what Pub/Sub's at-least-once delivery does to a consumer.
@@ -128,8 +130,9 @@ async def test_redelivered_job_gives_the_same_ce_id(
 async def test_permanent_media_errors_become_failed_events_without_redelivery(
     pubsub_project: str, publisher: EventPublisher, pubsub_emulator: Any, tmp_path: Path
 ) -> None:
-    media = tmp_path / "media"
-    media.mkdir()
+    media = tenant_folder(tmp_path / "media")  # the job events' tenant, acme
+    beeb = tenant_folder(tmp_path / "media", "beeb")
+    shutil.copy(shortest_clip(), beeb / "clip.mp4")
     corrupt = SAMPLES / "corrupt.mp4"
     if corrupt.is_file():
         shutil.copy(corrupt, media / "corrupt.mp4")
@@ -143,14 +146,16 @@ async def test_permanent_media_errors_become_failed_events_without_redelivery(
     shutil.copy(news_clip(), media / "long.mp4")
     # Under the 10 s maximum: the codec, not the length, is what fails it.
     with_undecodable_stream(shortest_clip(), "video", media / "unknown_video_codec.mp4")
-    settings = OcrSettings(media_root=media, results_uri=str(tmp_path / "results"), max_media_duration_s=10)
+    settings = OcrSettings(media_root=media.parent, results_uri=str(tmp_path / "results"), max_media_duration_s=10)
     expected = {
         (media / "missing.mp4").as_uri(): (FailureReason.MEDIA_NOT_FOUND, "no media file"),
         (media / "corrupt.mp4").as_uri(): (FailureReason.MEDIA_UNREADABLE, "not readable media"),
         (media / "audio_only.m4a").as_uri(): (FailureReason.NO_VIDEO_STREAM, "no video stream"),
         (media / "long.mp4").as_uri(): (FailureReason.MEDIA_TOO_LONG, "longer than the configured maximum of 10 s"),
         (media / "unknown_video_codec.mp4").as_uri(): (FailureReason.UNSUPPORTED_CODEC, "video stream uses a codec"),
-        "file:///etc/passwd": (FailureReason.MEDIA_URI_REJECTED, "outside the configured media root"),
+        "file:///etc/passwd": (FailureReason.MEDIA_URI_REJECTED, "outside this tenant's media folder"),
+        # Another tenant's file, whatever the event says: the stage checks the tenant's area itself.
+        (beeb / "clip.mp4").as_uri(): (FailureReason.MEDIA_URI_REJECTED, "outside this tenant's media folder"),
     }
     jobs = {uri: job_event(uri) for uri in expected}
 

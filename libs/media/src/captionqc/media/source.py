@@ -1,6 +1,9 @@
 """Open media by URI under the media URI policy, as a local file the decoders can read.
 
-``file://`` media is read in place (under the media root); ``gs://`` and ``https://`` media are streamed to a
+The policy is checked again here, for the tenant the job belongs to, before anything is opened: the gateway
+checked it at the door, and a stage must not read another tenant's file whatever the event says (``file://``
+under ``<media_root>/<tenant>/`` only; the registry's ``gs://`` prefixes are out of a stage's reach and were
+checked at the gateway). ``file://`` media is read in place; ``gs://`` and ``https://`` media are streamed to a
 temporary file that is removed when the context ends. Storage failures are classified: a missing object is a
 permanent `MediaNotFound`; a 5xx, a 429 or a timeout is a `TransientMediaError`, so the message is retried.
 """
@@ -18,6 +21,7 @@ from urllib.parse import urlsplit
 from captionqc.media.errors import MediaNotFound, MediaUriRejected, TransientMediaError
 from captionqc.runtime.media_uri import (
     CheckedMediaUri,
+    MediaArea,
     MediaUriError,
     MediaUriPolicy,
     check_media_uri,
@@ -53,14 +57,15 @@ def open_media(
     uri: str,
     policy: MediaUriPolicy,
     *,
+    tenant: str,
     gcs_client_factory: Callable[[], GcsClient] = default_gcs_client,
     temp_dir: Path | None = None,
     timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
     resolve_dns: bool = True,
 ) -> Iterator[Path]:
-    """Yield a local path holding the media at ``uri``; temporary copies are deleted on exit."""
+    """Yield a local path holding ``tenant``'s media at ``uri``; temporary copies are deleted on exit."""
     try:
-        checked = check_media_uri(uri, policy, resolve_dns=resolve_dns)
+        checked = check_media_uri(uri, policy, area=MediaArea(tenant, check_gs=False), resolve_dns=resolve_dns)
     except MediaUriError as exc:
         raise MediaUriRejected(f"the media URI was refused: {exc.message}") from None
 

@@ -72,3 +72,15 @@ class FakeJobsClient:
         self.requests.append(request)
         # A long-running operation whose metadata names the started execution.
         return SimpleNamespace(metadata=SimpleNamespace(name=f"{request.name}/executions/{len(self.requests)}"))
+
+
+def tenant_folder(media_root: Path, tenant: str = "acme", *, linked_to: Path | None = None) -> Path:
+    """``<media_root>/<tenant>``, the only folder a tenant's ``file://`` media may be in: a new folder, or a symlink
+    to ``linked_to`` (e.g. the committed samples, read in place)."""
+    folder = media_root / tenant
+    media_root.mkdir(parents=True, exist_ok=True)
+    if linked_to is None:
+        folder.mkdir()
+    else:
+        folder.symlink_to(linked_to.resolve(), target_is_directory=True)
+    return folder

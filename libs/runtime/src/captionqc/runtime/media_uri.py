@@ -1,7 +1,13 @@
 """The media URI policy shared by the gateway (at the door) and the OCR/ASR stages (before they open anything).
 
-- ``gs://bucket/object``: always allowed (the bucket's IAM decides the rest).
-- ``file://`` only under the configured media root, after normalisation: no ``..`` and no symlink leading out.
+Each tenant has its own media area (`MediaArea`), and a URI outside the caller's area is refused
+(``outside_tenant_area``) before anything looks at whether it exists, so one tenant can neither read another's
+media nor learn which files exist:
+
+- ``gs://bucket/object`` only under one of the tenant's registered prefixes (``gs://bucket/acme/``; always ending
+  in ``/``, so ``gs://bucket/acme-evil/x`` is not under it), compared on the object actually fetched;
+- ``file://`` only under ``<media_root>/<tenant>/``: no ``..``, the path under the tenant's folder as written and
+  again after resolving symlinks, so a link leading out (into another tenant's folder too) is refused;
 - ``https://`` only to allow-listed hosts whose every address is public (`check_public_address`: ``is_global``,
   plus the IPv6 forms that wrap an IPv4 address, which Python 3.11 calls global) — checked on every address the
   name resolves to, so an allow-listed name pointing inwards is refused too. The connection then goes to an
@@ -14,6 +20,7 @@ Callback URLs follow the same address rule (`captionqc.runtime.callback_url`).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -27,6 +34,7 @@ from captionqc.schemas.reasons import Refusal
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_TENANT_FOLDER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # the tenant registry's names: never "..", never "/"
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.goog"})
 # GCE/GKE/Cloud Run and AWS (IPv4 and IPv6) metadata servers: named as such in the refusal.
 _METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254"))
@@ -60,6 +68,23 @@ class MediaUriError(ValueError):
 class MediaUriPolicy:
     media_root: Path | None = None
     allowed_https_hosts: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class MediaArea:
+    """Where one tenant's media may come from: ``<media_root>/<tenant>/`` and its registered ``gs://`` prefixes."""
+
+    tenant: str
+    gs_prefixes: tuple[str, ...] = ()
+    # False where the tenant registry is out of reach (the OCR and ASR stages): gs:// was checked against it at the
+    # gateway, and the bucket's IAM holds the rest. file:// is checked everywhere.
+    check_gs: bool = True
+
+    def folder(self, media_root: Path) -> Path:
+        """``<media_root>/<tenant>``; `MediaUriError` if the tenant's name could not be one folder."""
+        if not _TENANT_FOLDER.match(self.tenant):
+            raise MediaUriError(Refusal.OUTSIDE_TENANT_AREA, "this tenant has no media folder")
+        return media_root.absolute() / self.tenant
 
 
 @dataclass(frozen=True)
@@ -101,16 +126,17 @@ def request_target(url: str, pinned: PinnedUrl | None) -> tuple[str, dict[str, s
     return pinned.url, pinned.headers, pinned.extensions
 
 
-def check_media_uri(uri: str, policy: MediaUriPolicy, *, resolve_dns: bool = True) -> CheckedMediaUri:
-    """Check ``uri`` against ``policy``; raise `MediaUriError` naming the broken rule."""
+def check_media_uri(uri: str, policy: MediaUriPolicy, *, area: MediaArea, resolve_dns: bool = True) -> CheckedMediaUri:
+    """Check ``uri`` against ``policy`` for the tenant whose media ``area`` is given; raise `MediaUriError` naming
+    the broken rule. Nothing here tells whether a file or object exists."""
     if any(ord(c) < 0x20 or c == "\x7f" for c in uri):
         raise MediaUriError(Refusal.URI_SYNTAX, "the media URI contains control characters")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme == "gs":
-        return _check_gs(uri, parts.netloc, parts.path)
+        return _check_gs(uri, parts.netloc, parts.path, area)
     if scheme == "file":
-        return _check_file(uri, parts.netloc, parts.path, policy)
+        return _check_file(uri, parts.netloc, parts.path, policy, area)
     if scheme == "https":
         if not resolve_dns:
             host = check_https_host(uri, policy.allowed_https_hosts, resolve_dns=False)
@@ -121,7 +147,7 @@ def check_media_uri(uri: str, policy: MediaUriPolicy, *, resolve_dns: bool = Tru
     raise MediaUriError(Refusal.SCHEME_NOT_ALLOWED, f"scheme {shown!r} is not allowed: use gs://, file:// or https://")
 
 
-def _check_gs(uri: str, bucket: str, path: str) -> CheckedMediaUri:
+def _check_gs(uri: str, bucket: str, path: str, area: MediaArea) -> CheckedMediaUri:
     if not _BUCKET.match(bucket):
         raise MediaUriError(Refusal.GS_BUCKET, f"{bucket!r} is not a valid Cloud Storage bucket name")
     object_name = path.lstrip("/")
@@ -129,10 +155,16 @@ def _check_gs(uri: str, bucket: str, path: str) -> CheckedMediaUri:
         raise MediaUriError(Refusal.GS_OBJECT, "a gs:// URI must name an object, not a bucket or folder")
     if any(seg in {".", ".."} for seg in object_name.split("/")):
         raise MediaUriError(Refusal.PATH_ESCAPE, "'.' and '..' segments are not allowed in object names")
+    # The object that would be fetched, not the URI as written ("gs://b//acme/x" fetches "acme/x").
+    fetched = f"gs://{bucket}/{object_name}"
+    if area.check_gs and not any(fetched.startswith(prefix) for prefix in area.gs_prefixes if prefix.endswith("/")):
+        raise MediaUriError(
+            Refusal.OUTSIDE_TENANT_AREA, "the object is outside this tenant's registered gs:// prefixes"
+        )
     return CheckedMediaUri(uri=uri, scheme="gs", bucket=bucket, object_name=object_name)
 
 
-def _check_file(uri: str, netloc: str, path: str, policy: MediaUriPolicy) -> CheckedMediaUri:
+def _check_file(uri: str, netloc: str, path: str, policy: MediaUriPolicy, area: MediaArea) -> CheckedMediaUri:
     if policy.media_root is None:
         raise MediaUriError(Refusal.FILE_DISABLED, "file:// URIs are disabled: no media root is configured")
     if netloc not in {"", "localhost"}:
@@ -142,11 +174,21 @@ def _check_file(uri: str, netloc: str, path: str, policy: MediaUriPolicy) -> Che
         raise MediaUriError(Refusal.URI_SYNTAX, "the media path contains a NUL byte")
     if any(seg == ".." for seg in raw.split("/")):
         raise MediaUriError(Refusal.PATH_ESCAPE, "'..' is not allowed in media paths")
-    root = policy.media_root.resolve()
-    # resolve() follows symlinks, so a link inside the root pointing outside it is caught here.
-    resolved = Path(raw).resolve()
-    if not resolved.is_relative_to(root):
-        raise MediaUriError(Refusal.PATH_ESCAPE, "the media path is outside the configured media root")
+    outside = MediaUriError(Refusal.OUTSIDE_TENANT_AREA, "the media path is outside this tenant's media folder")
+    folder = area.folder(policy.media_root)
+    # As written first, touching nothing: resolving a path in another tenant's folder could tell (a symlink loop
+    # fails, a missing folder does not) what is there. The root may be named through a symlink or not.
+    written = Path(os.path.normpath(raw))
+    if not (written.is_relative_to(folder) or written.is_relative_to(folder.parent.resolve() / area.tenant)):
+        raise outside
+    # Then resolved: a symlink in the tenant's folder may not lead out of it (the folder itself may be a link).
+    try:
+        resolved = written.resolve()
+        inside = resolved.is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop, in the tenant's own folder
+        raise MediaUriError(Refusal.PATH_ESCAPE, "the media path cannot be resolved") from None
+    if not inside:
+        raise outside
     return CheckedMediaUri(uri=uri, scheme="file", local_path=resolved)
 
 

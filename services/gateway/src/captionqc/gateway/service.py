@@ -22,7 +22,7 @@ from captionqc.gateway.tables import outbox
 from captionqc.runtime.callback_url import check_callback_url
 from captionqc.runtime.http.auth import Principal
 from captionqc.runtime.http.errors import Conflict, InvalidInput
-from captionqc.runtime.media_uri import MediaUriError, check_media_uri
+from captionqc.runtime.media_uri import MediaArea, MediaUriError, check_media_uri
 from captionqc.runtime.messaging_tables import add_to_outbox
 from captionqc.schemas import EventType, JobRequested, MediaRef, new_event
 from captionqc.schemas.api import ErrorDetail, JobAccepted, JobCreate, JobLinks
@@ -53,15 +53,23 @@ def _rejected(field: str, exc: MediaUriError) -> InvalidInput:
     )
 
 
-async def check_urls(job: JobCreate, settings: GatewaySettings) -> None:
-    """Apply the media URI policy and the callback-URL policy; 422 naming the field and the rule."""
+def media_area(principal: Principal) -> MediaArea:
+    """The caller's media area: ``<media_root>/<tenant>/`` and the ``gs://`` prefixes the tenant registry gives it
+    (none when the registry has no entry: then no ``gs://`` media at all)."""
+    registration = principal.registration
+    return MediaArea(principal.tenant, gs_prefixes=registration.gs_prefixes if registration is not None else ())
+
+
+async def check_urls(job: JobCreate, settings: GatewaySettings, area: MediaArea) -> None:
+    """Apply the media URI policy for the caller's ``area`` and the callback-URL policy; 422 naming the field and
+    the rule (``outside_tenant_area`` for another tenant's media, before anything looks for it)."""
     policy = settings.media_policy()
     try:
         if urlsplit(job.media_uri).scheme.lower() == "https":
             # Resolving the host is blocking DNS: off the event loop.
-            await asyncio.to_thread(check_media_uri, job.media_uri, policy)
+            await asyncio.to_thread(check_media_uri, job.media_uri, policy, area=area)
         else:
-            check_media_uri(job.media_uri, policy)
+            check_media_uri(job.media_uri, policy, area=area)
     except MediaUriError as exc:
         raise _rejected("media_uri", exc) from None
     if job.callback_url is None:
@@ -83,7 +91,7 @@ async def accept_job(
     request_id: str | None,
 ) -> Acceptance:
     """Record the job and queue ``captionqc.job.requested`` in the caller's transaction."""
-    await check_urls(job, settings)
+    await check_urls(job, settings, media_area(principal))
     job_id = uuid.uuid4()
     status_url = f"{settings.status_base_url.rstrip('/')}/v1/jobs/{job_id}"
     body = JobAccepted(job_id=str(job_id), links=JobLinks(status=status_url)).model_dump(mode="json")

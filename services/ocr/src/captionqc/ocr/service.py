@@ -48,6 +48,7 @@ def process_job(
     with open_media(
         job.media.uri,
         settings.media_policy(),
+        tenant=job.tenant,
         temp_dir=settings.media_temp_dir,
         timeout_s=settings.media_download_timeout_s,
     ) as path:
