@@ -65,7 +65,7 @@ def media_duration(path: Path) -> float:
 
 
 def run_job(stack: Stack, client: CaptionqcClient, clip: Path) -> JobTiming:
-    accepted = client.submit(JobCreate(media_uri=stack.media_uri(clip)))
+    accepted = client.submit(JobCreate(media_uri=stack.media_uri(clip, tenant="bench")))
     deadline = time.monotonic() + 600
     view: JobView | None = None
     while time.monotonic() < deadline:

@@ -47,7 +47,7 @@ def client(stack: Stack) -> CaptionqcClient:
 
 @pytest.fixture(scope="module")
 def completed_job(stack: Stack, client: CaptionqcClient) -> JobView:
-    accepted = client.submit(JobCreate(media_uri=stack.media_uri(SAMPLES / CLIP)))
+    accepted = client.submit(JobCreate(media_uri=stack.media_uri(SAMPLES / CLIP, tenant="e2e")))
     view = wait_final(client, accepted.job_id)
     assert view.state is JobState.COMPLETED, view.failure
     return view
@@ -94,7 +94,7 @@ def publish_job_requested(stack: Stack, job_id: str, tenant: str, *, times: int 
         JobRequested(
             job_id=job_id,
             tenant=tenant,
-            media=MediaRef(uri=stack.media_uri(SAMPLES / "news_weather.mp4")),
+            media=MediaRef(uri=stack.media_uri(SAMPLES / "news_weather.mp4", tenant=tenant)),
             requested_at=datetime.now(UTC),
         ),
         source="//upstream/broadcast-system",
@@ -124,7 +124,7 @@ def test_same_job_published_twice_gives_one_set_of_findings(stack: Stack, client
 
 
 def test_worker_killed_mid_job_still_completes_once(stack: Stack, client: CaptionqcClient) -> None:
-    accepted = client.submit(JobCreate(media_uri=stack.media_uri(SAMPLES / "news_sports.mp4")))
+    accepted = client.submit(JobCreate(media_uri=stack.media_uri(SAMPLES / "news_sports.mp4", tenant="e2e")))
     # Kill the OCR worker (the slower stage) as soon as it is working on the job.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

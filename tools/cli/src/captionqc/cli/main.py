@@ -2,7 +2,7 @@
 
 captionqc stack run                    start everything locally and keep serving (Ctrl-C stops)
 captionqc stack demo                   start everything, check a bundled sample clip, print the findings
-captionqc submit FILE|URI [--wait]     submit a job (a local file is handed over as file:// under the media root)
+captionqc submit FILE|URI [--wait]     submit a job (a local file is handed over in the tenant's media folder)
 captionqc watch JOB                    live progress bars until the job ends
 captionqc findings JOB --format table|json|csv|vtt
 captionqc token --tenant acme --scope jobs:write --scope jobs:read [--ttl 3600]
@@ -80,24 +80,38 @@ def _client(gateway: str, status: str, token: str | None) -> CaptionqcClient:
     return CaptionqcClient(gateway_url=gateway, status_url=status, token=token or _local_token())
 
 
-def _media_uri(target: str) -> str:
+def _tenant_of(token: str) -> str | None:
+    """The tenant a token acts for, read without verifying it (the services verify it; this only picks a folder)."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    tenant = claims.get("tenant")
+    return tenant if isinstance(tenant, str) else None
+
+
+def _media_uri(target: str, tenant: str | None) -> str:
     if "://" in target:
         return target
     path = Path(target)
     if not path.is_file():
         err.print(f"[red]{target}: no such file[/red]")
         raise typer.Exit(2)
-    media_root = _var_dir() / "media"
-    resolved = path.resolve()
-    if not resolved.is_relative_to(media_root.resolve()):
-        # The services only read file:// media under their media root: hand the file over by copying it there.
-        import shutil
+    if tenant is None:
+        err.print("[red]cannot tell the token's tenant: pass --tenant[/red]")
+        raise typer.Exit(2)
+    from captionqc.devstack.media import upload
+    from captionqc.runtime.tenants import TenantError
 
-        dest = media_root / "uploads" / path.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        resolved = dest.resolve()
-    return resolved.as_uri()
+    # The services read a tenant's file:// media only in its own folder of the local stack's media root: the file
+    # is copied to <media root>/<tenant>/uploads/<content hash>-<name>, which no other upload can overwrite.
+    try:
+        return upload(_var_dir() / "media", tenant, path).as_uri()
+    except TenantError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _print_outcome(client: CaptionqcClient, view: JobView) -> int:
@@ -127,11 +141,14 @@ def submit(
     ng_word: Annotated[list[str] | None, typer.Option(help="A word always to flag (repeatable).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retried submit return the same job.")] = None,
     wait: Annotated[bool, typer.Option(help="Watch progress and print the findings.")] = False,
+    tenant: Annotated[
+        str | None, typer.Option(help="Tenant whose media folder a local file goes to (default: the token's).")
+    ] = None,
 ) -> None:
     """Submit a job; prints its id (and, with --wait, its progress and findings)."""
     client = _client(gateway, status, token)
     job = JobCreate(
-        media_uri=_media_uri(target),
+        media_uri=_media_uri(target, tenant or _tenant_of(client.token)),
         language=language,
         options=JobOptions(glossary=glossary or [], ng_words=ng_word or []),
     )
@@ -412,13 +429,13 @@ def stack_run(
 ) -> None:
     """Start the whole system and keep serving until Ctrl-C."""
     from captionqc.devstack.logview import LogPrinter
-    from captionqc.devstack.stack import running_stack
+    from captionqc.devstack.stack import DEMO_TENANT, running_stack
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         with running_stack(var=var, printer=LogPrinter(min_level=log_level), step=_step) as stack:
-            tok = stack.token()
+            tok = stack.token(DEMO_TENANT)
             console.rule("[bold green]captionqc is running")
             console.print(f"gateway   {stack.gateway_url}   (OpenAPI: {stack.gateway_url}/docs)")
             console.print(f"status    {stack.status_url}   (OpenAPI: {stack.status_url}/docs)")
@@ -427,7 +444,8 @@ def stack_run(
             )
             console.print(f"traces    {stack.trace_file}")
             console.print(
-                f"media     put files under {stack.paths.media} (samples are in {stack.paths.media / 'samples'})"
+                f"media     put files under {stack.paths.media}/<tenant>/ "
+                f"(samples for {DEMO_TENANT}: {stack.samples(DEMO_TENANT)})"
             )
             # Plain print: a rich console would wrap the token across lines and break copy-paste.
             print(f"\nexport CAPTIONQC_TOKEN={tok}", flush=True)
@@ -460,7 +478,7 @@ def stack_demo(
 ) -> None:
     """Start the system, submit a bundled sample clip, show live progress and the findings, then stop."""
     from captionqc.devstack.logview import LogPrinter
-    from captionqc.devstack.stack import running_stack
+    from captionqc.devstack.stack import DEMO_TENANT, running_stack
 
     if not clip.is_file():
         err.print(f"[red]{clip}: no such file[/red]")
@@ -470,8 +488,8 @@ def stack_demo(
     code = 1
     try:
         with running_stack(var=var, printer=printer, step=_step) as stack:
-            client = CaptionqcClient(stack.gateway_url, stack.status_url, stack.token())
-            accepted = client.submit(JobCreate(media_uri=stack.media_uri(clip)))
+            client = CaptionqcClient(stack.gateway_url, stack.status_url, stack.token(DEMO_TENANT))
+            accepted = client.submit(JobCreate(media_uri=stack.media_uri(clip, tenant=DEMO_TENANT)))
             console.print(f"submitted [bold]{clip.name}[/bold] → job {accepted.job_id}")
             view = watch_stream(console, client.stream(accepted.job_id, timeout_s=600))
             if view is None or view.state not in (JobState.COMPLETED, JobState.FAILED):

