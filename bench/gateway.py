@@ -28,7 +28,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-0123456789abcdef0123456789"
-BODY = {"media_uri": "gs://broadcast-media/bench/clip.mp4", "options": {"glossary": ["captionqc"]}}
+TENANT = "bench"
+# The tenant's registered gs:// area: the gateway accepts media only from there.
+BENCH_AREA = "gs://broadcast-media/bench/"
+BODY = {"media_uri": f"{BENCH_AREA}clip.mp4", "options": {"glossary": ["captionqc"]}}
 
 
 # ---------------------------------------------------------------------------------------- the client process
@@ -105,6 +108,23 @@ def _wait_http(url: str, timeout: float) -> None:
     raise RuntimeError(f"{url} did not become ready in {timeout} s")
 
 
+async def _register_tenant(database_url: str) -> None:
+    """The bench's tenant, with its media area; quotas at their ceiling, as the bench measures the gateway itself."""
+    from captionqc.runtime.tenants import Tenant, ensure_tenant, registry_transaction
+
+    ceiling = 100_000
+    async with registry_transaction(database_url) as conn:
+        await ensure_tenant(
+            conn,
+            Tenant(
+                tenant=TENANT,
+                gs_prefixes=(BENCH_AREA,),
+                max_jobs_in_flight=ceiling,
+                max_submissions_per_minute=ceiling,
+            ),
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -133,6 +153,7 @@ def main() -> int:
         pg.psql('CREATE DATABASE "gateway_bench";')
         url = pg.url("gateway_bench")
         migrate(url)
+        asyncio.run(_register_tenant(url))
         with start_emulator() as emulator:
             os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
             apply_topology(project)
@@ -163,7 +184,7 @@ def main() -> int:
             base_url = f"http://127.0.0.1:{port}"
             _wait_http(base_url + "/readyz", timeout=60)
 
-            token = mint_local_token(SECRET, tenant="bench", scopes=["jobs:write"], ttl_s=3600)
+            token = mint_local_token(SECRET, tenant=TENANT, scopes=["jobs:write"], ttl_s=3600)
             driver = subprocess.run(
                 [sys.executable, __file__, "--client", "--base-url", base_url, "--token", token,
                  "--clients", str(args.clients), "--seconds", str(args.seconds)],
