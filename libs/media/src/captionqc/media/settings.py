@@ -43,8 +43,18 @@ class MediaStageSettings(ServiceSettings):
         "work that may take longer belongs in execution_mode=cloud_run_job.",
     )
     worker_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    # Jobs leased at once (worker_threads of them run, the others wait, round-robin between tenants): enough that
+    # another tenant's job is seen while one tenant's backlog is being worked through. Waiting counts towards
+    # max_lease_s, and a replica's leased jobs are not available to other replicas, so keep it modest.
+    max_leased_jobs: Annotated[int, Field(ge=1, le=256)] = 16
     cloud_run_job_name: str | None = Field(default=None, description="The Cloud Run Job started per job.")
     cloud_run_region: str | None = None
+
+    @model_validator(mode="after")
+    def _leases_cover_the_threads(self) -> Self:
+        if self.max_leased_jobs < self.worker_threads:
+            raise ValueError("max_leased_jobs must be at least worker_threads")
+        return self
 
     @model_validator(mode="after")
     def _cloud_run_job_needs_a_name(self) -> Self:

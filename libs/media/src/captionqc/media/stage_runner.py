@@ -49,9 +49,16 @@ class StageRunner(Generic[ResultT]):
     completed_type: EventType
 
     def job_route(self, subscription: str, handler: Handler, settings: MediaStageSettings) -> Route:
-        """The worker's route for ``job.requested``: a job per worker thread, each keeping its message's lease for
-        up to ``max_lease_s``."""
-        return Route(subscription, handler, max_messages=settings.worker_threads, max_lease_s=settings.max_lease_s)
+        """The worker's route for ``job.requested``: up to ``max_leased_jobs`` leased, a job per worker thread
+        running, turns fair between tenants; each message keeps its lease for up to ``max_lease_s``."""
+        return Route(
+            subscription,
+            handler,
+            max_messages=settings.max_leased_jobs,
+            concurrency=settings.worker_threads,
+            fair=True,
+            max_lease_s=settings.max_lease_s,
+        )
 
     def claim_checked(self, result: ResultT, store: ResultStore, limit_bytes: int) -> ResultT:
         """``result`` as it is when its JSON fits in ``limit_bytes``; else stored whole and sent by its URI."""

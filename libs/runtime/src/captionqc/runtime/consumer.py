@@ -11,14 +11,18 @@ A service gives it routes (subscription → handler). The runner:
   64 KiB (``captionqc-dead-letter-truncated``, ``-size``), and acks it: no silent loss, no redelivery loop. The
   subscriber's channel receives any size for that (`subscriber_client`);
 - continues the publisher's trace (W3C ``traceparent`` in the attributes) in a CONSUMER span;
-- bounds concurrency with the subscriber's flow control (a message counts until it is acked or nacked);
+- bounds concurrency with the subscriber's flow control (a message counts until it is acked or nacked); a route
+  may lease more messages than it runs at once (``concurrency``), and with ``fair=True`` the waiting messages are
+  served round-robin between tenants, so that one tenant's backlog cannot hold up another's single job (the client
+  keeps extending the leases of the waiting messages meanwhile);
 - maps the handler's outcome: success → ack; `PermanentError` → ``captionqc.<stage>.failed`` with the reason,
   then ack; `MessageRefused` → dead letter with its reason, then ack; `TransientError` or anything unexpected →
   nack, so the subscription's retry policy backs off and its dead-letter policy ends a message that keeps failing;
 - keeps credentials in (``SECRET_ATTRIBUTES``): a dead letter's copy and a raw handler's attributes lack them,
   and no log line or span carries attributes;
 - runs CPU-bound work off the event loop (``ctx.run_in_pool`` / ``ctx.run_in_process``);
-- on SIGTERM stops taking messages, lets in-flight work finish within the grace period, and nacks the rest.
+- on SIGTERM stops taking messages, nacks the ones waiting for a turn, lets in-flight work finish within the
+  grace period, and nacks the rest.
 
 A worker's ``__main__`` is three lines::
 
@@ -40,7 +44,9 @@ import functools
 import logging
 import multiprocessing
 import signal
+import time
 import unicodedata
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
@@ -113,10 +119,15 @@ RawHandler = Callable[[bytes, Mapping[str, str], HandlerContext], Awaitable[None
 class Route:
     subscription: str
     handler: Handler | RawHandler
-    # Flow control per subscription: at most this many messages leased and in the handler at once.
+    # Flow control per subscription: at most this many messages leased at once.
     max_messages: int = 4
-    # While a handler works the client keeps extending its message's lease, for at most this long; past it
-    # Pub/Sub redelivers the message. A route whose work can last longer than the client's one hour says so.
+    # At most this many in the handler at once (None: ``max_messages``); the other leased messages wait for a turn.
+    concurrency: int | None = None
+    # Turns go round-robin between the tenants of the waiting events (False: first come, first served).
+    fair: bool = False
+    # While a message waits and its handler works, the client keeps extending its lease, for at most this long
+    # from its receipt; past it Pub/Sub redelivers the message (and a message still waiting is nacked). A route
+    # whose work can last longer than the client's one hour says so.
     max_lease_s: float = 3600.0
     # The longest single extension: it bounds how long a dead worker's message waits before it is redelivered.
     # 0 lets the client choose (its 99th percentile of ack latency, 10..600 s).
@@ -181,6 +192,7 @@ class ConsumerRunner:
         self.source = source
         self.routes = {r.subscription: r for r in routes}
         self._accepts = {r.subscription: _accepted(r) for r in routes if not r.raw}
+        self._lanes = {r.subscription: _Lane(_concurrency(r), fair=r.fair) for r in routes}
         self.publisher = publisher
         self.failure_stage = failure_stage
         self.grace_s = grace_s
@@ -238,6 +250,8 @@ class ConsumerRunner:
         if self._stopping:
             return
         self._stopping = True
+        for lane in self._lanes.values():
+            lane.close()  # messages waiting for a turn are nacked now, not after the grace period
         if self._tasks:
             log.info("draining in-flight messages", extra={"count": len(self._tasks)})
             _done, pending = await asyncio.wait(set(self._tasks), timeout=self.grace_s)
@@ -317,7 +331,12 @@ class ConsumerRunner:
                 message = f"{size} bytes, over the {self.max_message_bytes}-byte message limit"
                 return await self._dead_letter(route, data, attributes, Refusal.MESSAGE_TOO_LARGE, message)
             if route.raw:
-                return await self._process_raw(route, data, attributes, delivery_attempt)
+                if not await self._wait_turn(route, ""):
+                    return Outcome.NACK
+                try:
+                    return await self._process_raw(route, data, attributes, delivery_attempt)
+                finally:
+                    self._lanes[route.subscription].release()
             try:
                 event = from_pubsub(data, attributes)
             except EventDecodeError as exc:
@@ -341,31 +360,62 @@ class ConsumerRunner:
                     )
                     message = f"{event.type.value} is not published on the topic of {route.subscription}"
                     return await self._dead_letter(route, data, attributes, Refusal.UNEXPECTED_TYPE, message)
-                ctx = _Context(route.subscription, delivery_attempt, self)
+                if not await self._wait_turn(route, event.tenant):
+                    return Outcome.NACK
                 try:
-                    await cast(Handler, route.handler)(event, ctx)
-                except MessageRefused as exc:
-                    span.set_status(Status(StatusCode.ERROR, exc.reason.value))
-                    log.warning("message refused: %s", exc.message, extra={"reason": exc.reason.value})
-                    return await self._dead_letter(route, data, attributes, exc.reason, exc.message)
-                except PermanentError as exc:
-                    span.set_status(Status(StatusCode.ERROR, exc.reason.value))
-                    log.warning("permanent failure: %s", exc.message, extra={"reason": exc.reason.value})
-                    return await self._fail(route, event, exc.reason, exc.message, data, attributes)
-                except TransientError as exc:
-                    span.set_status(Status(StatusCode.ERROR, "transient"))
-                    log.warning("transient failure, will retry: %s", exc, extra={"delivery_attempt": delivery_attempt})
-                    return Outcome.NACK
-                except asyncio.CancelledError:
-                    log.warning("handler cancelled at shutdown; message nacked for redelivery")
-                    raise
-                except Exception as exc:
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                    log.exception("handler failed; message nacked", extra={"delivery_attempt": delivery_attempt})
-                    return Outcome.NACK
-                log.info("processed", extra={"event_type": event.type.value, "outcome": "ack"})
-                return Outcome.ACK
+                    return await self._handle(route, event, data, attributes, delivery_attempt)
+                finally:
+                    self._lanes[route.subscription].release()
+
+    async def _wait_turn(self, route: Route, tenant: str) -> bool:
+        """Wait for a handler slot of ``route``; False when the message must be nacked instead: the runner is
+        stopping, or the message waited so long that the client stopped extending its lease (Pub/Sub redelivers
+        it, so running it now would only duplicate the work)."""
+        lane = self._lanes[route.subscription]
+        started = time.monotonic()
+        try:
+            await lane.acquire(tenant)
+        except _Draining:
+            log.info("stopping before the message's turn; nacked for redelivery")
+            return False
+        waited = time.monotonic() - started
+        if waited >= route.max_lease_s:
+            lane.release()
+            log.warning("the message's lease lapsed while it waited for a turn; nacked")
+            return False
+        if waited > 0.001:
+            trace.get_current_span().add_event("turn", {"captionqc.waited_s": round(waited, 3)})
+        return True
+
+    async def _handle(
+        self, route: Route, event: CloudEvent[Any], data: bytes, attributes: Mapping[str, str], delivery_attempt: int
+    ) -> Outcome:
+        span = trace.get_current_span()
+        ctx = _Context(route.subscription, delivery_attempt, self)
+        try:
+            await cast(Handler, route.handler)(event, ctx)
+        except MessageRefused as exc:
+            span.set_status(Status(StatusCode.ERROR, exc.reason.value))
+            log.warning("message refused: %s", exc.message, extra={"reason": exc.reason.value})
+            return await self._dead_letter(route, data, attributes, exc.reason, exc.message)
+        except PermanentError as exc:
+            span.set_status(Status(StatusCode.ERROR, exc.reason.value))
+            log.warning("permanent failure: %s", exc.message, extra={"reason": exc.reason.value})
+            return await self._fail(route, event, exc.reason, exc.message, data, attributes)
+        except TransientError as exc:
+            span.set_status(Status(StatusCode.ERROR, "transient"))
+            log.warning("transient failure, will retry: %s", exc, extra={"delivery_attempt": delivery_attempt})
+            return Outcome.NACK
+        except asyncio.CancelledError:
+            log.warning("handler cancelled at shutdown; message nacked for redelivery")
+            raise
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            log.exception("handler failed; message nacked", extra={"delivery_attempt": delivery_attempt})
+            return Outcome.NACK
+        log.info("processed", extra={"event_type": event.type.value, "outcome": "ack"})
+        return Outcome.ACK
 
     async def _process_raw(
         self, route: Route, data: bytes, attributes: Mapping[str, str], delivery_attempt: int
@@ -475,6 +525,87 @@ class ConsumerRunner:
             return Response(status_code=204 if outcome is Outcome.ACK else 503)
 
         return app
+
+
+class _Draining(Exception):
+    """The runner is stopping: a message still waiting for its turn is nacked."""
+
+
+class _Lane:
+    """The handler slots of one route: at most ``concurrency`` handlers at once, the other leased messages waiting.
+
+    Waiting messages queue per tenant (one queue when not ``fair``); a freed slot goes to the tenant at the head
+    of the rotation, which then moves to its back. A tenant with ten queued jobs therefore gets every other turn
+    while another tenant has one waiting, instead of all ten turns first. Runs on the event loop only.
+    """
+
+    def __init__(self, concurrency: int, *, fair: bool) -> None:
+        self._free = concurrency
+        self._fair = fair
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+        self._rotation: deque[str] = deque()  # tenants with waiting messages, next turn first
+        self._closed = False
+
+    async def acquire(self, tenant: str) -> None:
+        if self._closed:
+            raise _Draining
+        if self._free > 0:  # a free slot means nobody is waiting: release() hands slots to waiters first
+            self._free -= 1
+            return
+        key = tenant if self._fair else ""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiting.get(key)
+        if queue is None:
+            queue = self._waiting[key] = deque()
+            self._rotation.append(key)
+        queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # the turn came just as the task was cancelled: pass it on
+            else:
+                self._forget(key, turn)
+            raise
+
+    def release(self) -> None:
+        while self._rotation:
+            key = self._rotation.popleft()
+            queue = self._waiting[key]
+            turn = queue.popleft()
+            if queue:
+                self._rotation.append(key)
+            else:
+                del self._waiting[key]
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
+
+    def close(self) -> None:
+        self._closed = True
+        for queue in self._waiting.values():
+            for turn in queue:
+                if not turn.done():
+                    turn.set_exception(_Draining())
+        self._waiting.clear()
+        self._rotation.clear()
+
+    def _forget(self, key: str, turn: asyncio.Future[None]) -> None:
+        queue = self._waiting.get(key)
+        if queue is None or turn not in queue:
+            return
+        queue.remove(turn)
+        if not queue:
+            del self._waiting[key]
+            self._rotation.remove(key)
+
+
+def _concurrency(route: Route) -> int:
+    concurrency = route.max_messages if route.concurrency is None else route.concurrency
+    if not 1 <= concurrency <= route.max_messages:
+        raise ValueError(f"{route.subscription}: concurrency must be 1..max_messages ({route.max_messages})")
+    return concurrency
 
 
 def _accepted(route: Route) -> frozenset[EventType]:
