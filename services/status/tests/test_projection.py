@@ -94,6 +94,22 @@ async def test_duplicate_events_are_projected_once(service: StatusService, engin
     assert job.findings_total == 2
 
 
+async def test_events_are_told_apart_by_source_and_id(service: StatusService, engine: AsyncEngine) -> None:
+    first, second = new_job_id(), new_job_id()
+    a = requested(first).model_copy(update={"id": "same-id", "source": "//captionqc/gateway"})
+    b = requested(second).model_copy(update={"id": "same-id", "source": "//upstream/other"})
+    await project(service, a, b)
+    await project(service, a, b)  # redelivered: still one each
+    for job_id in (first, second):
+        assert await service.get_job("acme", job_id) is not None
+        assert await count(engine, timeline, job_id) == 1
+    # Ids and sources longer than their key columns are keyed by a digest rather than failing the batch forever.
+    long = progress(first, Stage.OCR, 0.5).model_copy(update={"id": "i" * 300, "source": "//s/" + "s" * 600})
+    await project(service, long)
+    await project(service, long)
+    assert await count(engine, timeline, first) == 2
+
+
 async def test_finished_job_never_moves_back(service: StatusService, engine: AsyncEngine) -> None:
     job_id = new_job_id()
     await project(service, requested(job_id), progress(job_id, Stage.OCR, 0.6), crosscheck_completed(job_id))

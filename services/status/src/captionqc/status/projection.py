@@ -259,7 +259,7 @@ def project_event(
         type=event.type.value,
         time=event.time,
         received_at=received_at,
-        source=event.source[:500],
+        source=bounded_id(event.source, 500),
         stage=stage,
         summary=_summary(event),
     )

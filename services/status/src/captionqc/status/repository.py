@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from captionqc.schemas import CaptionSegment, CheckKind, FailureReason, Severity, Stage, TypoFinding
 from captionqc.schemas.status_api import CaptionsState, JobState, StageState
-from captionqc.status.projection import DeadLetter, JobRecord, StageRecord, TimelineRow
+from captionqc.status.projection import DeadLetter, JobRecord, StageRecord, TimelineRow, bounded_id
 from captionqc.status.tables import (
     caption_segments,
     dead_letters,
@@ -193,15 +193,21 @@ def _save_jobs(columns: tuple[str, ...]) -> Any:
 
 
 _INBOX_ROWS = (
-    func.unnest(bindparam("event_ids", type_=ARRAY(inbox.c.event_id.type)))
-    .table_valued("event_id")
+    func.unnest(
+        bindparam("sources", type_=ARRAY(inbox.c.source.type)),
+        bindparam("event_ids", type_=ARRAY(inbox.c.event_id.type)),
+    )
+    .table_valued("source", "event_id")
     .render_derived(name="v")
 )
+# An event is (source, id), as CloudEvents defines it: one producer reusing another's id cannot silence its event.
 _CLAIM = (
     pg_insert(inbox)
-    .from_select(["consumer", "event_id"], select(literal(CONSUMER), _INBOX_ROWS.c.event_id))
-    .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-    .returning(inbox.c.event_id)
+    .from_select(
+        ["consumer", "source", "event_id"], select(literal(CONSUMER), _INBOX_ROWS.c.source, _INBOX_ROWS.c.event_id)
+    )
+    .on_conflict_do_nothing(index_elements=["consumer", "source", "event_id"])
+    .returning(inbox.c.source, inbox.c.event_id)
 )
 _LOCKED_COLUMNS = (*_JOB_COLUMNS, "xmin")
 _JOB_IDS = bindparam("job_ids", type_=ARRAY(jobs.c.job_id.type))
@@ -212,12 +218,17 @@ _LOCK_JOBS = select(jobs, _XMIN).where(jobs.c.job_id == any_(_JOB_IDS)).order_by
 _CLAIMED = _CLAIM.cte("claimed")
 _LOCKED = _LOCK_VERSIONS.cte("locked")
 _CLAIM_AND_LOCK = union_all(
-    select(literal("event").label("kind"), _CLAIMED.c.event_id.label("key"), cast(null(), BigInteger).label("version")),
-    select(literal("job"), _LOCKED.c.job_id, _LOCKED.c.xmin),
+    select(
+        literal("event").label("kind"),
+        _CLAIMED.c.source.label("source"),
+        _CLAIMED.c.event_id.label("key"),
+        cast(null(), BigInteger).label("version"),
+    ),
+    select(literal("job"), cast(null(), String), _LOCKED.c.job_id, _LOCKED.c.xmin),
 )
 _CREATE_JOBS = _bulk_insert(jobs, _JOB_COLUMNS, ["job_id"]).returning(jobs.c.job_id, _XMIN)
 _TIMELINE_COLUMNS = ("event_id", "job_id", "type", "time", "received_at", "source", "stage", "summary")
-_ADD_TIMELINE = _bulk_insert(timeline, _TIMELINE_COLUMNS, ["event_id"])
+_ADD_TIMELINE = _bulk_insert(timeline, _TIMELINE_COLUMNS, ["source", "event_id"])
 _FINDING_COLUMNS = (
     "job_id",
     "finding_id",
@@ -292,19 +303,32 @@ class JobCache:
             self._entries.popitem(last=False)
 
 
+EventKey = tuple[str, str]  # (source, id), each cut to its inbox column by `event_key`
+
+
+def event_key(source: str, event_id: str) -> EventKey:
+    """The inbox key of an event: its source and id, a digest in place of either when it is too long to store."""
+    return bounded_id(source, 500), bounded_id(event_id, 200)
+
+
 async def claim_events_and_lock_jobs(
-    session: Executor, event_ids: Iterable[str], job_ids: Iterable[str]
-) -> tuple[set[str], dict[str, int]]:
-    """One round trip before projecting: record the event ids in the inbox, and lock the rows of ``job_ids`` that
-    exist (in job id order, so batches cannot deadlock). Returns the event ids not seen before (the rest are
-    redeliveries) and the version of each locked row."""
+    session: Executor, events: Iterable[EventKey], job_ids: Iterable[str]
+) -> tuple[set[EventKey], dict[str, int]]:
+    """One round trip before projecting: record the events (``event_key``) in the inbox, and lock the rows of
+    ``job_ids`` that exist (in job id order, so batches cannot deadlock). Returns the events not seen before (the
+    rest are redeliveries) and the version of each locked row."""
     # Sorted, so two replicas claiming overlapping batches take the inbox keys in the same order.
-    params = {"event_ids": sorted(set(event_ids)), "job_ids": sorted(set(job_ids))}
-    claimed: set[str] = set()
+    keys = sorted(set(events))
+    params = {
+        "sources": [source for source, _ in keys],
+        "event_ids": [event_id for _, event_id in keys],
+        "job_ids": sorted(set(job_ids)),
+    }
+    claimed: set[EventKey] = set()
     versions: dict[str, int] = {}
-    for kind, key, version in await session.execute(_CLAIM_AND_LOCK, params):
+    for kind, source, key, version in await session.execute(_CLAIM_AND_LOCK, params):
         if kind == "event":
-            claimed.add(key)
+            claimed.add((source, key))
         else:
             versions[key] = version
     return claimed, versions

@@ -97,16 +97,17 @@ class StatusService:
 
     # -- projection ----------------------------------------------------------------------------------------------
     async def project(self, items: Sequence[Incoming]) -> None:
-        """Project a batch of events in one transaction; redeliveries (by event id) are skipped."""
+        """Project a batch of events in one transaction; redeliveries (by source and id) are skipped."""
         received_at = self._clock()
         async with unit_of_work(self.sessions) as session:
             conn = await session.connection()
             job_ids = {i.event.data.job_id for i in items}
-            claimed, versions = await repo.claim_events_and_lock_jobs(conn, (i.event.id for i in items), job_ids)
+            keys = [repo.event_key(i.event.source, i.event.id) for i in items]
+            claimed, versions = await repo.claim_events_and_lock_jobs(conn, keys, job_ids)
             fresh: list[Incoming] = []
-            for item in items:
-                if item.event.id in claimed:
-                    claimed.discard(item.event.id)  # the same id twice in one batch is still one event
+            for item, key in zip(items, keys, strict=True):
+                if key in claimed:
+                    claimed.discard(key)  # the same event twice in one batch is still one event
                     fresh.append(item)
             if not fresh:
                 return

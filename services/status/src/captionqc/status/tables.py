@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -107,7 +108,7 @@ timeline = Table(
     "timeline",
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=True),
-    Column("event_id", String(200), nullable=False, unique=True),
+    Column("event_id", String(200), nullable=False),
     Column("job_id", String(36), nullable=False),
     Column("type", String(100), nullable=False),
     Column("time", DateTime(timezone=True), nullable=False),
@@ -115,6 +116,8 @@ timeline = Table(
     Column("source", String(500), nullable=False),
     Column("stage", String(16)),
     Column("summary", String(1000), nullable=False),
+    # One entry per event, an event being (source, id) as in the inbox.
+    UniqueConstraint("source", "event_id", name="timeline_event_key"),
 )
 Index("timeline_job_idx", timeline.c.job_id, timeline.c.time, timeline.c.seq)
 
