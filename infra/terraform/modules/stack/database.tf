@@ -31,9 +31,7 @@ locals {
   # Secrets whose values never pass through Terraform (nor its state): the operator adds their versions
   # (docs/deploy.md). Secret id => the services that read it.
   operator_secrets = {
-    "jwt-jwks-url"                  = ["gateway", "status"]
-    "status-webhook-secrets"        = ["status"]
-    "status-webhook-default-secret" = ["status"]
+    "jwt-jwks-url" = ["gateway", "status"]
   }
   operator_secret_grants = merge([
     for secret, readers in local.operator_secrets : { for s in readers : "${secret} ${s}" => { secret = secret, service = s } }

@@ -39,7 +39,7 @@ output "results_bucket" {
 }
 
 output "operator_secrets" {
-  description = "Secrets whose versions the operator adds by hand (JWKS URL, webhook signing keys)."
+  description = "Secrets whose versions the operator adds by hand (the JWKS URL)."
   value       = keys(google_secret_manager_secret.operator)
 }
 

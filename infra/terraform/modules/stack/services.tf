@@ -82,11 +82,10 @@ locals {
       "CAPTIONQC_GATEWAY_DATABASE_URL" = module.database.database_url_secret_ids.gateway
       "CAPTIONQC_GATEWAY_JWKS_URL"     = google_secret_manager_secret.operator["jwt-jwks-url"].secret_id
     }
+    # Webhook signing secrets are per tenant, in the tenant registry (the database), not in Secret Manager.
     status = {
-      "CAPTIONQC_STATUS_DATABASE_URL"           = module.database.database_url_secret_ids.status
-      "CAPTIONQC_STATUS_JWKS_URL"               = google_secret_manager_secret.operator["jwt-jwks-url"].secret_id
-      "CAPTIONQC_STATUS_WEBHOOK_SECRETS"        = google_secret_manager_secret.operator["status-webhook-secrets"].secret_id
-      "CAPTIONQC_STATUS_WEBHOOK_DEFAULT_SECRET" = google_secret_manager_secret.operator["status-webhook-default-secret"].secret_id
+      "CAPTIONQC_STATUS_DATABASE_URL" = module.database.database_url_secret_ids.status
+      "CAPTIONQC_STATUS_JWKS_URL"     = google_secret_manager_secret.operator["jwt-jwks-url"].secret_id
     }
     ocr = {}
     asr = {}
