@@ -2,18 +2,20 @@
 
 `captionqc.schemas.topology.TOPOLOGY` is what the code (and the emulator) uses; `infra/terraform` is what
 production gets. These tests parse the Terraform with python-hcl2 and fail on any difference: a topic, a
-subscription, a consumer, an ack deadline, a retention, a retry backoff or a dead-letter policy.
+subscription, a consumer, an ack deadline, a retention, a retry backoff or a dead-letter policy. They also hold
+the publish grants to producers only: who may write a topic is who the consumers believe.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import hcl2
 import pytest
 
-from captionqc.schemas.topology import EVENT_TOPICS, TOPOLOGY
+from captionqc.schemas.topology import EVENT_TOPICS, TOPOLOGY, TopicName
 
 TERRAFORM = Path(__file__).resolve().parents[1] / "infra" / "terraform"
 STACK = TERRAFORM / "modules" / "stack"
@@ -98,15 +100,114 @@ def test_every_consumer_and_dead_letter_topic_exists() -> None:
 
 
 def test_publishers_follow_the_event_topics() -> None:
-    """Publisher grants come from `publishers`; each stage may publish exactly where its events go."""
+    """Publisher grants come from `publishers`: each stage may publish exactly where its events go, and every
+    consuming service on the dead-letter topic (where the runner forwards what it refuses)."""
     expected: dict[str, set[str]] = {}
     for event_type, topic in EVENT_TOPICS.items():
         stage = event_type.value.split(".")[1]
-        # job.requested is the gateway's event (upstream publishers have their own grants, outside this stack).
+        # job.requested on `jobs` is the gateway's event; upstream publishers write intake (var.intake_publishers).
         service = "gateway" if stage == "job" else stage
         expected.setdefault(service, set()).add(topic)
+    for sub in TOPOLOGY.subscriptions:
+        expected.setdefault(sub.consumer, set()).add(TopicName.DEAD_LETTER)
     terraform = {s: set(t) for s, t in _terraform_topology()["publishers"].items() if t}
     assert terraform == expected
+
+
+def _writers() -> dict[str, set[str]]:
+    writers: dict[str, set[str]] = {}
+    for service, topics in _terraform_topology()["publishers"].items():
+        for topic in topics:
+            writers.setdefault(topic, set()).add(service)
+    return writers
+
+
+def test_each_internal_topic_is_written_by_its_producer_only() -> None:
+    assert _writers() == {
+        "jobs": {"gateway"},
+        "ocr-results": {"ocr"},
+        "asr-results": {"asr"},
+        "progress": {"ocr", "asr"},
+        "findings": {"crosscheck"},
+        "dead-letter": {"gateway", "ocr", "asr", "crosscheck", "status"},
+    }
+    assert TopicName.INTAKE not in _writers()  # no service of ours writes intake
+
+
+def test_the_gateway_reads_intake_and_findings() -> None:
+    subscriptions = _terraform_topology()["subscriptions"]
+    assert (subscriptions["gateway-intake"]["topic"], subscriptions["gateway-intake"]["consumer"]) == (
+        "intake",
+        "gateway",
+    )
+    assert (subscriptions["gateway-findings"]["topic"], subscriptions["gateway-findings"]["consumer"]) == (
+        "findings",
+        "gateway",
+    )
+    assert subscriptions["gateway-intake"]["dead_letter"] == {"topic": "dead-letter", "max_delivery_attempts": 5}
+
+
+def _all_resources() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for module in (STACK, PUBSUB):
+        for path in sorted(module.glob("*.tf")):
+            for key, body in _blocks(path, "resource").items():
+                found[f"{module.name}:{key}"] = body
+    return found
+
+
+def test_publish_is_granted_only_to_producers_intake_publishers_and_the_pubsub_agent() -> None:
+    """Every grant that could let someone publish: topic IAM of any kind, and project-level Pub/Sub roles."""
+    topic_iam = {
+        key: body
+        for key, body in _all_resources().items()
+        if key.split(":")[1].split(".")[0]
+        in {"google_pubsub_topic_iam_member", "google_pubsub_topic_iam_binding", "google_pubsub_topic_iam_policy"}
+    }
+    assert sorted(topic_iam) == [
+        "pubsub:google_pubsub_topic_iam_member.dead_letter_publisher",
+        "stack:google_pubsub_topic_iam_member.intake_publisher",
+        "stack:google_pubsub_topic_iam_member.publisher",
+    ]
+    producers = topic_iam["stack:google_pubsub_topic_iam_member.publisher"]
+    assert (producers["for_each"], producers["topic"], producers["member"]) == (
+        "${local.publisher_grants}",
+        "${module.pubsub.topic_names[each.value.topic]}",
+        "${local.sa_member[each.value.service]}",
+    )
+    grants = _locals(STACK / "iam.tf")["publisher_grants"]
+    assert "local.publishers" in grants, grants
+    intake = topic_iam["stack:google_pubsub_topic_iam_member.intake_publisher"]
+    assert (intake["for_each"], intake["topic"], intake["member"], intake["role"]) == (
+        "${toset(var.intake_publishers)}",
+        '${module.pubsub.topic_names["intake"]}',
+        "${each.key}",
+        "roles/pubsub.publisher",
+    )
+    agent = topic_iam["pubsub:google_pubsub_topic_iam_member.dead_letter_publisher"]
+    assert (agent["for_each"], agent["member"]) == ("${local.dead_letter_topics}", "${local.pubsub_agent}")
+    assert _locals(PUBSUB / "main.tf")["dead_letter_topics"].count("dead_letter.topic") == 1
+    # Nobody gets Pub/Sub rights on the whole project (that would cover every topic).
+    for key, body in _all_resources().items():
+        if ".google_project_iam" in key:
+            roles = [str(body.get("role", ""))] + [str(r) for r in _locals(STACK / "iam.tf")["telemetry_roles"]]
+            assert not any("pubsub" in role for role in roles), key
+
+
+def test_intake_publishers_are_a_variable_that_refuses_the_public() -> None:
+    variables = {name: body for block in _parse(STACK / "variables.tf")["variable"] for name, body in block.items()}
+    intake = variables["intake_publishers"]
+    assert (intake["type"], intake["default"]) == ("${list(string)}", [])
+    condition = intake["validation"][0]["condition"]
+    pattern = re.search(r'regex\("([^"]+)"', condition)
+    assert pattern is not None, condition
+    allowed = re.compile(pattern.group(1))
+    assert allowed.match("serviceAccount:broadcast@upstream.iam.gserviceaccount.com")
+    assert not allowed.match("allUsers")
+    assert not allowed.match("allAuthenticatedUsers")
+    for env in ("prod", "dev"):
+        stack = _blocks(TERRAFORM / "envs" / env / "main.tf", "module")["stack"]
+        assert stack["intake_publishers"] == "${var.intake_publishers}", env
 
 
 def test_stack_passes_the_topology_to_the_pubsub_module_unchanged() -> None:

@@ -12,6 +12,7 @@ module "stack" {
   jwt_audience              = var.jwt_audience
   stage_execution_mode      = var.stage_execution_mode
   allowed_https_media_hosts = var.allowed_https_media_hosts
+  intake_publishers         = var.intake_publishers
 
   # Pull consumers (and the gateway's outbox relay) need one warm instance with CPU: no request wakes them.
   services = {

@@ -12,6 +12,7 @@ module "stack" {
   jwt_audience              = var.jwt_audience
   stage_execution_mode      = var.stage_execution_mode
   allowed_https_media_hosts = var.allowed_https_media_hosts
+  intake_publishers         = var.intake_publishers
 
   # HTTP services: async handlers, so many requests per instance. Workers pull from Pub/Sub, so their
   # "requests" are only health probes; OCR and ASR are CPU-bound, one job per vCPU-ish, CPU always on.

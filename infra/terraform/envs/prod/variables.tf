@@ -37,3 +37,9 @@ variable "allowed_https_media_hosts" {
   type        = list(string)
   default     = []
 }
+
+variable "intake_publishers" {
+  description = "IAM members of the upstream systems allowed to publish job requests on the intake topic (e.g. serviceAccount:broadcast@other-project.iam.gserviceaccount.com)."
+  type        = list(string)
+  default     = []
+}

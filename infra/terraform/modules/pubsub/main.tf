@@ -9,7 +9,7 @@ locals {
   # Pub/Sub forwards dead letters as its own service agent, not as any of our service accounts.
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-  dead_lettered = { for name, s in var.subscriptions : name => s if s.dead_letter != null }
+  dead_lettered      = { for name, s in var.subscriptions : name => s if s.dead_letter != null }
   dead_letter_topics = toset([for s in values(local.dead_lettered) : s.dead_letter.topic])
 }
 

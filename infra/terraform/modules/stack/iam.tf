@@ -61,6 +61,17 @@ resource "google_pubsub_topic_iam_member" "publisher" {
   depends_on = [google_service_account.service]
 }
 
+# Upstream systems publish job requests on intake, and only there; each message also carries a bearer token
+# that the gateway verifies, so a grant alone does not make a job.
+resource "google_pubsub_topic_iam_member" "intake_publisher" {
+  for_each = toset(var.intake_publishers)
+
+  project = var.project_id
+  topic   = module.pubsub.topic_names["intake"]
+  role    = "roles/pubsub.publisher"
+  member  = each.key
+}
+
 resource "google_pubsub_subscription_iam_member" "subscriber" {
   for_each = local.subscriptions
 

@@ -4,6 +4,9 @@
 
 locals {
   topics = {
+    # The one topic outside publishers write to (grants: var.intake_publishers); the gateway authenticates each
+    # message before anything becomes a job.
+    "intake"      = { message_retention_s = 604800 }
     "jobs"        = { message_retention_s = 604800 }
     "ocr-results" = { message_retention_s = 604800 }
     "asr-results" = { message_retention_s = 604800 }
@@ -13,6 +16,23 @@ locals {
   }
 
   subscriptions = {
+    "gateway-intake" = {
+      topic               = "intake"
+      consumer            = "gateway"
+      ack_deadline_s      = 60
+      message_retention_s = 604800
+      retry               = { minimum_backoff_s = 2, maximum_backoff_s = 120 }
+      dead_letter         = { topic = "dead-letter", max_delivery_attempts = 5 }
+    }
+    # The gateway learns which jobs have finished, for the jobs-in-flight quota.
+    "gateway-findings" = {
+      topic               = "findings"
+      consumer            = "gateway"
+      ack_deadline_s      = 60
+      message_retention_s = 604800
+      retry               = { minimum_backoff_s = 2, maximum_backoff_s = 120 }
+      dead_letter         = { topic = "dead-letter", max_delivery_attempts = 5 }
+    }
     "ocr-jobs" = {
       topic               = "jobs"
       consumer            = "ocr"
@@ -105,13 +125,15 @@ locals {
     }
   }
 
-  # Who publishes where (EVENT_TOPICS in topology.py, by the stage that emits each event type); the test
-  # checks this too, since it decides the publisher grants.
+  # Who publishes where, and so the only publisher grants on our topics: each internal topic is written by its
+  # producer alone (EVENT_TOPICS in topology.py, by the stage that emits each event type), so a forged result
+  # cannot come from inside the project either; every consumer forwards what it refuses to dead-letter. The
+  # test checks both, since this decides the grants. Intake is granted to var.intake_publishers, nobody here.
   publishers = {
-    "gateway"    = ["jobs"]
-    "ocr"        = ["ocr-results", "progress"]
-    "asr"        = ["asr-results", "progress"]
-    "crosscheck" = ["findings"]
-    "status"     = []
+    "gateway"    = ["jobs", "dead-letter"]
+    "ocr"        = ["ocr-results", "progress", "dead-letter"]
+    "asr"        = ["asr-results", "progress", "dead-letter"]
+    "crosscheck" = ["findings", "dead-letter"]
+    "status"     = ["dead-letter"]
   }
 }

@@ -123,3 +123,17 @@ variable "log_level" {
   type        = string
   default     = "INFO"
 }
+
+variable "intake_publishers" {
+  description = "IAM members (serviceAccount:…, group:…, principal://…) of the upstream systems that may publish job requests on the intake topic. Nobody else may publish there."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for m in var.intake_publishers :
+      can(regex("^(serviceAccount|group|user|principal|principalSet):", m))
+    ])
+    error_message = "Name each intake publisher as an IAM member (serviceAccount:, group:, user:, principal:, principalSet:); allUsers and allAuthenticatedUsers are refused."
+  }
+}
