@@ -175,3 +175,14 @@ async def test_outbox_carries_the_writers_trace_context(pubsub_project: str, db:
     async with sessions() as session:
         attributes = await session.scalar(select(tables.outbox.c.attributes))
     assert attributes["traceparent"].split("-")[1] == trace_id
+
+
+async def test_outbox_never_stores_a_credential(db: Any) -> None:
+    _engine, sessions, tables = db
+    received = job_requested().model_copy(update={"extensions": {"authorization": "Bearer secret-token"}})
+    async with unit_of_work(sessions) as session:
+        await add_to_outbox(session, tables.outbox, received)
+    async with sessions() as session:
+        attributes = await session.scalar(select(tables.outbox.c.attributes))
+    assert attributes["ce-id"] == received.id
+    assert "authorization" not in attributes

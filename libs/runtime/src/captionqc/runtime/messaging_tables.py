@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from captionqc.runtime.pubsub import without_secrets
 from captionqc.runtime.tracing import inject_trace_context
 from captionqc.schemas import EVENT_TOPICS, CloudEvent, to_pubsub
 
@@ -85,6 +86,8 @@ async def add_to_outbox(
     The same ``ce-id`` queued twice is kept once: re-running a handler cannot publish two different copies.
     """
     data, attributes = to_pubsub(event)
+    # An event built from a received one may still hold its publisher's credential: it is not stored, ever.
+    attributes = without_secrets(attributes)
     inject_trace_context(attributes)
     stmt = (
         pg_insert(outbox)
