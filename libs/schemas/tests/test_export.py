@@ -21,5 +21,17 @@ def test_every_event_type_has_a_schema_file() -> None:
 def test_asyncapi_names_every_topic_and_event() -> None:
     doc = asyncapi_document()
     assert doc["asyncapi"].startswith("3.")
-    assert {"jobs", "ocr-results", "asr-results", "findings", "progress", "dead-letter"} <= set(doc["channels"])
-    assert set(doc["components"]["messages"]) == {t.value.replace(".", "_") for t in EventType}
+    assert {"intake", "jobs", "ocr-results", "asr-results", "findings", "progress", "dead-letter"} <= set(
+        doc["channels"]
+    )
+    internal = {t.value.replace(".", "_") for t in EventType}
+    assert set(doc["components"]["messages"]) == internal | {"intake_captionqc_job_requested"}
+
+
+def test_asyncapi_intake_message_requires_the_bearer_token() -> None:
+    doc = asyncapi_document()
+    intake = doc["components"]["messages"]["intake_captionqc_job_requested"]
+    assert "authorization" in intake["headers"]["required"]
+    assert set(doc["channels"]["intake"]["messages"]) == {"intake_captionqc_job_requested"}
+    internal = doc["components"]["messages"]["captionqc_job_requested"]
+    assert "authorization" not in internal["headers"]["properties"]
