@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import json
@@ -97,10 +98,49 @@ async def test_list_filters_and_cursor_pagination(client: httpx.AsyncClient, app
     assert ids_of(await client.get("/v1/jobs", params=window, headers=token())) == [ids[2], ids[1]]
 
     bad = await client.get("/v1/jobs", params={"cursor": "not-a-cursor"}, headers=token())
-    assert bad.status_code == 400
-    assert bad.json()["error"] == "bad_request"
+    assert bad.status_code == 422
+    assert bad.json()["details"][0]["type"] == "invalid_id"
     assert (await client.get("/v1/jobs", params={"limit": 101}, headers=token())).status_code == 422
     assert (await client.get("/v1/jobs", params={"state": "sleeping"}, headers=token())).status_code == 422
+
+
+def refusal(response: httpx.Response) -> tuple[int, str, str]:
+    body = response.json()
+    assert set(body) == {"error", "message", "request_id", "details"}, body  # the one error shape
+    return response.status_code, body["error"], body["details"][0]["type"]
+
+
+async def test_ids_in_paths_must_be_job_ids(client: httpx.AsyncClient, app_service: StatusService) -> None:
+    job_id = new_job_id()
+    await project(app_service, requested(job_id))
+    job_routes = sorted(p for p in (await client.get("/openapi.json")).json()["paths"] if "{job_id}" in p)
+    assert len(job_routes) >= 4  # every job route, including any added later
+    for route in job_routes:
+        for bad in ("%00", "abc%00def", "not-a-uuid", "%2e%2e", job_id + "0", "x" * 300):
+            response = await client.get(route.replace("{job_id}", bad), headers=token())
+            assert refusal(response) == (422, "validation_error", "invalid_id"), (route, bad)
+            assert bad not in response.text  # never echoed
+    # The same id in upper case is the same job.
+    assert (await client.get(f"/v1/jobs/{job_id.upper()}", headers=token())).json()["job_id"] == job_id
+
+
+async def test_cursors_and_query_parameters_are_checked_before_the_database(client: httpx.AsyncClient) -> None:
+    nul_inside = base64.urlsafe_b64encode(json.dumps(["2026-01-05T12:00:00+00:00", "a\x00b"]).encode()).decode()
+    naive = base64.urlsafe_b64encode(json.dumps(["2026-01-05T12:00:00", new_job_id()]).encode()).decode()
+    for cursor in ("\x00", "abc\x00", "not-a-cursor", "=" * 8, "A" * 600, nul_inside, naive):
+        response = await client.get("/v1/jobs", params={"cursor": cursor}, headers=token())
+        assert refusal(response) == (422, "validation_error", "invalid_id"), cursor
+    job_id = new_job_id()
+    for path, params in (
+        ("/v1/jobs", {"state": "running\x00"}),
+        ("/v1/jobs", {"created_after": "2026-01-01\x00"}),
+        ("/v1/jobs", {"limit": "1\x07"}),
+        ("/v1/jobs", {"unknown\x00": "x"}),
+        ("/v1/jobs", {"unknown": "\x1b[2J"}),
+        (f"/v1/jobs/{job_id}/findings", {"format": "csv\x00"}),
+    ):
+        response = await client.get(path, params=params, headers=token())
+        assert refusal(response) == (422, "validation_error", "control_character"), params
 
 
 async def test_findings_as_json_csv_and_vtt(client: httpx.AsyncClient, app_service: StatusService) -> None:

@@ -1,21 +1,29 @@
 """The query API: ``/v1/jobs…``. Routes parse, call the service, and render; every read is scoped to the caller's
-tenant, and another tenant's job is indistinguishable from one that does not exist (404)."""
+tenant, and another tenant's job is indistinguishable from one that does not exist (404).
+
+Nothing a caller sends reaches PostgreSQL unchecked: a job id in the path must be a UUID and a cursor one this API
+handed out (else 422 ``invalid_id``), and a query parameter with a control character is refused (422
+``control_character``) — a NUL used to reach the database and come back as a 500 with the SQL in the log.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from captionqc.runtime.http.auth import Principal, require_scopes
-from captionqc.runtime.http.errors import ApiError, BadRequest, NotFound, error_responses
+from captionqc.runtime.http.errors import ApiError, InvalidInput, NotFound, error_responses
+from captionqc.schemas.api import ErrorDetail
+from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import (
     JobFindings,
     JobPage,
@@ -24,6 +32,7 @@ from captionqc.schemas.status_api import (
     JobView,
     StreamEventName,
 )
+from captionqc.status.projection import JOB_ID
 from captionqc.status.repository import InvalidCursor
 from captionqc.status.service import StatusService
 from captionqc.status.settings import StatusSettings
@@ -46,7 +55,43 @@ def get_settings(request: Request) -> StatusSettings:
 Service = Annotated[StatusService, Depends(get_service)]
 Settings = Annotated[StatusSettings, Depends(get_settings)]
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# C0 and C1 control characters (NUL among them): PostgreSQL stores no NUL, and none belongs in any parameter here.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Parameters with a validator of their own, which names the refusal more precisely.
+_OWN_VALIDATION = frozenset({"cursor"})
+
+
+def refuse_control_characters(request: Request) -> None:
+    """Every query parameter, known to the route or not: no control characters."""
+    for name, value in request.query_params.multi_items():
+        if name in _OWN_VALIDATION:
+            continue
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            where = name if not _CONTROL.search(name) else "?"
+            raise InvalidInput(
+                "Query parameters must not contain control characters.",
+                details=[
+                    ErrorDetail(
+                        loc=["query", where], msg="contains a control character", type=Refusal.CONTROL_CHARACTER
+                    )
+                ],
+            )
+
+
+def job_id_path(job_id: Annotated[str, Path(description="The job's id (a UUID).")]) -> str:
+    """The job id of the path, lower-cased; 422 ``invalid_id`` unless it is a UUID (the input is not echoed)."""
+    normalised = job_id.lower()
+    if not JOB_ID.match(normalised):
+        raise InvalidInput(
+            "The job id must be a UUID.",
+            details=[ErrorDetail(loc=["path", "job_id"], msg="not a UUID", type=Refusal.INVALID_ID)],
+        )
+    return normalised
+
+
+JobId = Annotated[str, Depends(job_id_path)]
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(refuse_control_characters)])
 _JOB_ERRORS = error_responses(401, 403, 404, 422)
 
 
@@ -72,14 +117,14 @@ def _not_found(job_id: str) -> NotFound:
     return NotFound(f"No job {job_id!r}.")
 
 
-@router.get("", response_model=JobPage, responses=error_responses(400, 401, 403, 422))
+@router.get("", response_model=JobPage, responses=error_responses(401, 403, 422))
 async def list_jobs(
     principal: Reader,
     service: Service,
     state: Annotated[list[JobState] | None, Query(description="Only jobs in these states (repeatable).")] = None,
     created_after: Annotated[datetime | None, Query(description="Created at or after (RFC 3339).")] = None,
     created_before: Annotated[datetime | None, Query(description="Created before (RFC 3339).")] = None,
-    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobPage:
     """The caller's jobs, newest first, one page at a time."""
@@ -93,12 +138,14 @@ async def list_jobs(
             limit=limit,
         )
     except InvalidCursor as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidInput(
+            str(exc), details=[ErrorDetail(loc=["query", "cursor"], msg=str(exc), type=Refusal.INVALID_ID)]
+        ) from None
     return JobPage(items=[job_view(r) for r in records], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobView, responses=_JOB_ERRORS)
-async def get_job(job_id: str, principal: Reader, service: Service) -> JobView:
+async def get_job(principal: Reader, job_id: JobId, service: Service) -> JobView:
     """A job's state, stages, progress, timings, failure reason and trace id."""
     job = await service.get_job(principal.tenant, job_id)
     if job is None:
@@ -144,9 +191,9 @@ def _negotiate(fmt: FindingsFormat | None, accept: str | None) -> FindingsFormat
     },
 )
 async def get_findings(
-    job_id: str,
-    request: Request,
     principal: Reader,
+    job_id: JobId,
+    request: Request,
     service: Service,
     format: Annotated[FindingsFormat | None, Query(description="Overrides the Accept header.")] = None,
 ) -> Any:
@@ -173,7 +220,7 @@ async def get_findings(
 
 
 @router.get("/{job_id}/events", response_model=JobTimeline, responses=_JOB_ERRORS)
-async def get_events(job_id: str, principal: Reader, service: Service) -> JobTimeline:
+async def get_events(principal: Reader, job_id: JobId, service: Service) -> JobTimeline:
     """What happened to a job, event by event, in order."""
     rows = await service.timeline(principal.tenant, job_id)
     if rows is None:
@@ -194,7 +241,7 @@ async def get_events(job_id: str, principal: Reader, service: Service) -> JobTim
     },
 )
 async def stream_job(
-    job_id: str, request: Request, principal: Reader, service: Service, settings: Settings
+    principal: Reader, job_id: JobId, request: Request, service: Service, settings: Settings
 ) -> StreamingResponse:
     """Follow a job live (Server-Sent Events) until it completes or fails."""
     first = await service.get_job(principal.tenant, job_id)

@@ -54,7 +54,8 @@ from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import CaptionsState, JobState, StageState
 from captionqc.schemas.topology import accepted_types
 
-_JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A job id as the events carry it (`captionqc.schemas` JobId): a UUID in lower case.
+JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _DONE = (StageState.COMPLETED, StageState.FAILED)
 _STAGE_NAMES = frozenset(s.value for s in Stage)
 _TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED})
@@ -467,7 +468,7 @@ def _claimed_job_id(data: bytes, attributes: Mapping[str, str]) -> str | None:
         except (UnicodeDecodeError, ValueError, RecursionError):
             payload = None
         candidate = payload.get("job_id") if isinstance(payload, dict) else None
-    return candidate if isinstance(candidate, str) and _JOB_ID.match(candidate) else None
+    return candidate if isinstance(candidate, str) and JOB_ID.match(candidate) else None
 
 
 class _Cleaner:

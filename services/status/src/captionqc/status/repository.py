@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from captionqc.schemas import CaptionSegment, CheckKind, FailureReason, Severity, Stage, TypoFinding
 from captionqc.schemas.status_api import CaptionsState, JobState, StageState
-from captionqc.status.projection import DeadLetter, JobRecord, StageRecord, TimelineRow, bounded_id
+from captionqc.status.projection import JOB_ID, DeadLetter, JobRecord, StageRecord, TimelineRow, bounded_id
 from captionqc.status.tables import (
     caption_segments,
     dead_letters,
@@ -656,12 +657,22 @@ def encode_cursor(created_at: datetime, job_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,512}$")
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor of `encode_cursor` holds; `InvalidCursor` for anything else (nothing of it reaches
+    the database unchecked: a NUL there was a 500)."""
+    if not _CURSOR.match(cursor):
+        raise InvalidCursor("the cursor is not one this API returned")
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created), str(job_id)
+        position = datetime.fromisoformat(created)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("the cursor is not one this API returned") from exc
+    if position.tzinfo is None or not isinstance(job_id, str) or not JOB_ID.match(job_id):
+        raise InvalidCursor("the cursor is not one this API returned")
+    return position, job_id
 
 
 async def list_jobs(
