@@ -15,9 +15,13 @@ _EXPORTER = InMemorySpanExporter()
 
 @pytest.fixture(scope="session", autouse=True)
 def _tracer_provider() -> None:
-    provider = TracerProvider()
+    """Record finished spans in memory, on whichever SDK provider this process ended up with (OTel takes one, and
+    tests that ran earlier in the session may have installed it through `configure_tracing`)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-    trace.set_tracer_provider(provider)
 
 
 @pytest.fixture
