@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -52,6 +53,15 @@ class Db:
     async def count_jobs(self) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(jobs)) or 0)
+
+    async def job(self, job_id: str) -> Any:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(jobs).where(jobs.c.job_id == uuid.UUID(job_id)))).first()
+
+    async def age_jobs(self, seconds: float) -> None:
+        """Pretend every job was accepted ``seconds`` earlier."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(jobs).values(created_at=jobs.c.created_at - timedelta(seconds=seconds)))
 
     async def unsent(self) -> int:
         async with self.engine.connect() as conn:

@@ -227,4 +227,4 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     r = await client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"database": True, "outbox_relay": True}}
+    assert r.json() == {"status": "ready", "checks": {"database": True, "outbox_relay": True, "consumer": True}}

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,9 @@ from fastapi.openapi.utils import get_openapi
 from captionqc.gateway import endpoints
 from captionqc.gateway.runtime import GatewayRuntime, gateway_runtime
 from captionqc.gateway.settings import GatewaySettings
+from captionqc.gateway.subscriptions import gateway_routes
 from captionqc.gateway.tables import outbox
+from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.db import create_engine, ping, session_factory
 from captionqc.runtime.http.auth import install_auth, uninstall_auth
 from captionqc.runtime.http.errors import install_error_handlers
@@ -41,6 +44,11 @@ async def relay_running(request: Request) -> bool:
     return gateway_runtime(request).relay.running
 
 
+async def consumer_running(request: Request) -> bool:
+    runner = gateway_runtime(request).runner
+    return runner is None or runner.running
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -56,10 +64,27 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # Every token is checked against the tenant registry, read through a short-lived cache.
         tenants = TenantDirectory(engine, ttl_s=settings.tenant_cache_s)
         verifier = install_auth(app, settings, tenants=tenants)
-        app.state.runtime = GatewayRuntime(settings, engine, sessions, publisher, relay, verifier)
+        runtime = GatewayRuntime(settings, engine, sessions, publisher, relay, verifier)
+        runner: ConsumerRunner | None = None
         try:
+            if settings.consume:
+                # The intake door (upstream job requests) and the finished jobs (for the jobs-in-flight quota).
+                runner = ConsumerRunner(
+                    project=settings.gcp_project,
+                    source=settings.event_source,
+                    routes=gateway_routes(runtime),
+                    publisher=publisher,
+                    failure_stage=None,
+                    grace_s=settings.shutdown_grace_s,
+                    threads=1,
+                )
+                await runner.start()
+            app.state.runtime = replace(runtime, runner=runner)
             yield
         finally:
+            # Intake first: a message being accepted now still gets its job.requested into the outbox drained below.
+            if runner is not None:
+                await runner.stop()
             uninstall_auth(app)
             # Drain what this process committed, then close: stop() ends with a bounded pass over pending rows.
             # A relay that already died (readyz said so) is not awaited: its rows wait for the next process.
@@ -80,7 +105,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app, max_body_bytes=settings.max_body_bytes)
-    app.include_router(health_router({"database": database_ready, "outbox_relay": relay_running}))
+    app.include_router(
+        health_router({"database": database_ready, "outbox_relay": relay_running, "consumer": consumer_running})
+    )
     app.include_router(endpoints.router)
     _document_json_bodies(app, JobCreate)
     return app

@@ -63,6 +63,11 @@ IdempotencyKey = Annotated[
             "headers": {"Location": {"description": "The job's status URL.", "schema": {"type": "string"}}},
         },
         **error_responses(401, 403, 409, 413, 415, 422, 500),
+        429: {
+            **error_responses(429)[429],
+            "description": "A quota of the tenant's is reached (`details[0].loc` names it); retry after `Retry-After`.",
+            "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+        },
     },
     openapi_extra={
         "requestBody": {

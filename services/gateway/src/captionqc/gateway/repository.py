@@ -1,12 +1,13 @@
-"""SQL for jobs and idempotency keys; the caller's session owns the transaction."""
+"""SQL for jobs, idempotency keys and admissions (quotas); the caller's session owns the transaction."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +24,11 @@ class StoredResponse:
 
 async def insert_job(
     session: AsyncSession, *, job_id: uuid.UUID, tenant: str, job: JobCreate, request_id: str | None
-) -> None:
-    await session.execute(
-        jobs.insert().values(
+) -> bool:
+    """Record the job; False if ``job_id`` is already a job's (anyone's), and nothing was written."""
+    inserted = await session.execute(
+        pg_insert(jobs)
+        .values(
             job_id=job_id,
             tenant=tenant,
             media_uri=job.media_uri,
@@ -33,7 +36,69 @@ async def insert_job(
             options=job.options.model_dump(mode="json"),
             callback_url=job.callback_url,
             request_id=request_id,
+            # The admission's own time, not the transaction's start: it may have waited for the admissions lock.
+            created_at=func.clock_timestamp(),
         )
+        .on_conflict_do_nothing(index_elements=["job_id"])
+        .returning(jobs.c.job_id)
+    )
+    return inserted.first() is not None
+
+
+async def mark_finished(session: AsyncSession, *, job_id: uuid.UUID, tenant: str) -> bool:
+    """Note that the tenant's job has finished (it stops counting as in flight); False if there was nothing to do:
+    no such job of that tenant's, or already finished."""
+    result = await session.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id, jobs.c.tenant == tenant, jobs.c.finished_at.is_(None))
+        .values(finished_at=func.now())
+        .returning(jobs.c.job_id)
+    )
+    return result.first() is not None
+
+
+@dataclass(frozen=True)
+class Admissions:
+    """A tenant's recent admissions, as the quotas see them."""
+
+    submitted_last_minute: int
+    oldest_in_last_minute: datetime | None
+    in_flight: int
+    now: datetime
+
+
+async def lock_admissions(session: AsyncSession, tenant: str) -> None:
+    """Serialise the tenant's admissions until the transaction ends: a replica counting after this sees every job
+    another replica admitted before, so two cannot both take the last slot. Other tenants are not held up."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('captionqc-gateway-admissions'), hashtext(:tenant))"),
+        {"tenant": tenant},
+    )
+
+
+async def count_admissions(session: AsyncSession, tenant: str, *, stale_after_s: float) -> Admissions:
+    """Jobs the tenant submitted in the last 60 s, and its jobs in flight (unfinished, younger than
+    ``stale_after_s``: a job whose final event was lost stops counting then)."""
+    # clock_timestamp(), not now(): the transaction may have waited for the admissions lock.
+    now = (await session.execute(select(func.clock_timestamp()))).scalar_one()
+    minute = func.make_interval(0, 0, 0, 0, 0, 0, 60)
+    recent = (
+        await session.execute(
+            select(func.count(), func.min(jobs.c.created_at)).where(
+                jobs.c.tenant == tenant, jobs.c.created_at > now - minute
+            )
+        )
+    ).one()
+    stale = func.make_interval(0, 0, 0, 0, 0, 0, stale_after_s)
+    in_flight = (
+        await session.execute(
+            select(func.count()).where(
+                jobs.c.tenant == tenant, jobs.c.finished_at.is_(None), jobs.c.created_at > now - stale
+            )
+        )
+    ).scalar_one()
+    return Admissions(
+        submitted_last_minute=int(recent[0]), oldest_in_last_minute=recent[1], in_flight=int(in_flight), now=now
     )
 
 

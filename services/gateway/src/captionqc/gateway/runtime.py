@@ -8,6 +8,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from captionqc.gateway.settings import GatewaySettings
+from captionqc.runtime.consumer import ConsumerRunner
 from captionqc.runtime.http.auth import TokenVerifier
 from captionqc.runtime.outbox_relay import OutboxRelay
 from captionqc.runtime.pubsub import EventPublisher
@@ -21,6 +22,8 @@ class GatewayRuntime:
     publisher: EventPublisher
     relay: OutboxRelay
     verifier: TokenVerifier
+    # Consuming gateway-intake and gateway-findings; None when settings.consume is off.
+    runner: ConsumerRunner | None = None
 
 
 def gateway_runtime(request: Request) -> GatewayRuntime:

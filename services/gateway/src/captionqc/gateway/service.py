@@ -1,6 +1,8 @@
-"""Accepting a job: check the media and callback URLs, record the job and its ``job.requested`` event together.
+"""Accepting a job: check the media and callback URLs, admit it within the tenant's quotas, record the job and its
+``job.requested`` event together; and noting when a job has finished.
 
-The caller owns the transaction (one unit of work per request) and wakes the outbox relay after it commits.
+The caller owns the transaction (one unit of work per request or message) and wakes the outbox relay after it
+commits.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +24,13 @@ from captionqc.gateway.settings import GatewaySettings
 from captionqc.gateway.tables import outbox
 from captionqc.runtime.callback_url import check_callback_url
 from captionqc.runtime.http.auth import Principal
-from captionqc.runtime.http.errors import Conflict, InvalidInput
+from captionqc.runtime.http.errors import ApiError, Conflict, InvalidInput
 from captionqc.runtime.media_uri import MediaArea, MediaUriError, check_media_uri
 from captionqc.runtime.messaging_tables import add_to_outbox
+from captionqc.runtime.tenants import Tenant
 from captionqc.schemas import EventType, JobRequested, MediaRef, new_event
 from captionqc.schemas.api import ErrorDetail, JobAccepted, JobCreate, JobLinks
+from captionqc.schemas.reasons import Refusal
 
 ACCEPTED = 202
 
@@ -40,10 +45,42 @@ class Acceptance:
     created: bool
 
 
+class QuotaExceeded(ApiError):
+    """429: the tenant is at one of its quotas; ``Retry-After`` says when to try again."""
+
+    status_code = 429
+    error = "quota_exceeded"
+    reason = Refusal.QUOTA_EXCEEDED
+
+    def __init__(self, quota: str, limit: str, retry_after_s: int) -> None:
+        message = f"Quota exceeded: {quota} (at most {limit}); retry in {retry_after_s} s."
+        super().__init__(
+            message,
+            details=[ErrorDetail(loc=["quota", quota], msg=message, type=self.reason)],
+            headers={"Retry-After": str(retry_after_s)},
+        )
+        self.quota = quota
+        self.retry_after_s = retry_after_s
+
+
 def request_hash(job: JobCreate) -> str:
     """Hash of the canonical body: key order, whitespace and spelled-out defaults do not make a request differ."""
     canonical = json.dumps(job.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_quotas(tenant: Tenant, admissions: repository.Admissions, settings: GatewaySettings) -> None:
+    """`QuotaExceeded` if admitting one more job would exceed the tenant's submissions per minute or jobs in
+    flight."""
+    if admissions.submitted_last_minute >= tenant.max_submissions_per_minute:
+        oldest = admissions.oldest_in_last_minute or admissions.now
+        # A slot frees when the oldest submission of the last minute leaves the window.
+        wait = math.ceil(60 - (admissions.now - oldest).total_seconds())
+        limit = f"{tenant.max_submissions_per_minute} a minute"
+        raise QuotaExceeded("max_submissions_per_minute", limit, max(1, wait))
+    if admissions.in_flight >= tenant.max_jobs_in_flight:
+        limit = f"{tenant.max_jobs_in_flight} unfinished jobs"
+        raise QuotaExceeded("max_jobs_in_flight", limit, settings.quota_retry_after_s)
 
 
 def _rejected(field: str, exc: MediaUriError) -> InvalidInput:
@@ -111,6 +148,7 @@ async def accept_job(
                 raise Conflict("This Idempotency-Key was already used with a different request body.")
             return Acceptance(earlier.status_code, earlier.body, str(earlier.body.get("job_id")), created=False)
 
+    await admit(session, principal, settings)
     await repository.insert_job(session, job_id=job_id, tenant=principal.tenant, job=job, request_id=request_id)
     event = new_event(
         EventType.JOB_REQUESTED,
@@ -127,3 +165,28 @@ async def accept_job(
     )
     await add_to_outbox(session, outbox, event)
     return Acceptance(ACCEPTED, body, str(job_id), created=True)
+
+
+async def admit(session: AsyncSession, principal: Principal, settings: GatewaySettings) -> None:
+    """Hold the tenant's admissions lock for the rest of the transaction and check its quotas (`QuotaExceeded`).
+
+    Counted in the database, so the quotas hold across replicas; the lock makes the count and the insert that
+    follows one step per tenant, so two replicas cannot both take its last slot.
+    """
+    if principal.registration is None:
+        raise RuntimeError("the caller was not checked against the tenant registry")
+    await repository.lock_admissions(session, principal.tenant)
+    admissions = await repository.count_admissions(
+        session, principal.tenant, stale_after_s=settings.in_flight_stale_after_s
+    )
+    check_quotas(principal.registration, admissions, settings)
+
+
+async def record_finished(session: AsyncSession, *, job_id: str, tenant: str) -> bool:
+    """The job's final event came back: it no longer counts as in flight. False if it is not that tenant's job
+    (or not ours: accepted by no door of this gateway) or was already finished."""
+    try:
+        job_uuid = uuid.UUID(job_id)
+    except ValueError:
+        return False
+    return await repository.mark_finished(session, job_id=job_uuid, tenant=tenant)

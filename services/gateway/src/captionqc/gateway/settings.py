@@ -34,6 +34,19 @@ class GatewaySettings(ServiceSettings, AuthSettings, CallbackSettings):
         default=86400.0, description="How long an Idempotency-Key is remembered; after that it may be used again."
     )
     publisher_max_in_flight: Annotated[int, Field(ge=1, le=10000)] = 1000
+    consume: bool = Field(
+        default=True,
+        description="Consume gateway-findings (finished jobs); off: jobs count as in flight until "
+        "in_flight_stale_after_s.",
+    )
+    in_flight_stale_after_s: Annotated[float, Field(ge=60, le=7 * 86400)] = Field(
+        default=7200.0,
+        description="A job whose final event never came back (lost to a dead letter) stops counting as in flight "
+        "this long after it was accepted.",
+    )
+    quota_retry_after_s: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=30, description="Retry-After of a 429 for jobs in flight (the per-minute quota computes its own)."
+    )
 
     @field_validator("allowed_https_hosts", mode="before")
     @classmethod

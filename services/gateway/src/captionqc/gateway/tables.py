@@ -33,8 +33,14 @@ jobs = Table(
     Column("callback_url", Text, nullable=True),
     Column("request_id", String(128), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # When the job's final event (crosscheck.completed or .failed) came back on the findings topic; NULL while
+    # the job is in flight. Only the jobs-in-flight quota reads it.
+    Column("finished_at", DateTime(timezone=True), nullable=True),
 )
+# Submissions per minute: a tenant's jobs by age.
 Index("jobs_tenant_created_idx", jobs.c.tenant, jobs.c.created_at)
+# Jobs in flight: a tenant's unfinished jobs by age (older than the stale window no longer count).
+Index("jobs_in_flight_idx", jobs.c.tenant, jobs.c.created_at, postgresql_where=jobs.c.finished_at.is_(None))
 
 # One row per (tenant, Idempotency-Key): the hash of the canonical request body and the response given, so a
 # retry gets the very same answer and a reuse with another body is refused.
