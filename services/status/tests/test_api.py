@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -13,7 +14,9 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from captionqc.runtime.tenants import Tenant, add_tenant
 from captionqc.schemas import Stage, to_pubsub
 from captionqc.schemas.status_api import JobFindings, JobPage, JobTimeline, JobView
 from captionqc.status.service import Incoming, StatusService
@@ -335,3 +338,47 @@ async def test_stream_stops_when_the_client_goes_away(served: str, app_service: 
 
 async def _no_watchers(service: StatusService, job_id: str) -> bool:
     return job_id not in service.changes._waiters
+
+
+async def _stream_status(http: httpx.AsyncClient, job_id: str, tenant: str) -> httpx.Response:
+    """Open a stream, wait for its first event if it is one, and close it."""
+    async with http.stream("GET", f"/v1/jobs/{job_id}/stream", headers=token(tenant)) as response:
+        if response.status_code == 200:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    break
+        else:
+            await response.aread()
+        return response
+
+
+async def test_streams_are_capped_per_tenant(served: str, app_service: StatusService, engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await add_tenant(conn, Tenant(tenant="streamer", max_streams=2))
+    job_id, other = new_job_id(), new_job_id()
+    await project(app_service, requested(job_id, "streamer"), requested(other, "acme"))
+    readers = []  # kept: an abandoned line iterator, once collected, closes its stream
+    async with contextlib.AsyncExitStack() as held, httpx.AsyncClient(base_url=served, timeout=20) as http:
+        for _ in range(2):
+            response = await held.enter_async_context(
+                http.stream("GET", f"/v1/jobs/{job_id}/stream", headers=token("streamer"))
+            )
+            assert response.status_code == 200
+            readers.append(response.aiter_lines())
+            await anext(readers[-1])
+        refused = await _stream_status(http, job_id, "streamer")
+        assert refused.status_code == 429
+        assert refusal(refused) == (429, "quota_exceeded", "quota_exceeded")
+        assert refused.headers["Retry-After"] == "5"
+        assert (await _stream_status(http, other, "acme")).status_code == 200  # other tenants are not held back
+        assert app_service.streams.open("streamer") == 2
+    # Streams whose clients went away give their slots back.
+    await eventually(lambda: _no_streams(app_service, "streamer"), timeout=5)
+    async with httpx.AsyncClient(base_url=served, timeout=20) as http:
+        for _ in range(3):
+            assert (await _stream_status(http, job_id, "streamer")).status_code == 200
+            await eventually(lambda: _no_streams(app_service, "streamer"), timeout=5)
+
+
+async def _no_streams(service: StatusService, tenant: str) -> bool:
+    return service.streams.open(tenant) == 0

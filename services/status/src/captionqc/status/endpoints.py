@@ -19,9 +19,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from captionqc.runtime.http.auth import Principal, require_scopes
 from captionqc.runtime.http.errors import ApiError, InvalidInput, NotFound, error_responses
+from captionqc.runtime.tenants import DEFAULT_MAX_STREAMS
 from captionqc.schemas.api import ErrorDetail
 from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import (
@@ -34,11 +36,13 @@ from captionqc.schemas.status_api import (
 )
 from captionqc.status.projection import JOB_ID
 from captionqc.status.repository import InvalidCursor
-from captionqc.status.service import StatusService
+from captionqc.status.service import StatusService, StreamSlot
 from captionqc.status.settings import StatusSettings
 from captionqc.status.views import findings_csv, findings_view, findings_vtt, job_view, timeline_event
 
 READ_SCOPE = "jobs:read"
+# A stream refused for the tenant's cap: another of its streams usually ends within seconds (its job finishes).
+_STREAM_RETRY_AFTER_S = 5
 Reader = Annotated[Principal, Depends(require_scopes(READ_SCOPE))]
 
 
@@ -238,6 +242,11 @@ async def get_events(principal: Reader, job_id: JobId, service: Service) -> JobT
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         **_JOB_ERRORS,
+        429: {
+            **error_responses(429)[429],
+            "description": "The tenant already holds its `max_streams` open streams; retry after `Retry-After`.",
+            "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+        },
     },
 )
 async def stream_job(
@@ -247,11 +256,45 @@ async def stream_job(
     first = await service.get_job(principal.tenant, job_id)
     if first is None:
         raise _not_found(job_id)
-    return StreamingResponse(
+    limit = principal.registration.max_streams if principal.registration is not None else DEFAULT_MAX_STREAMS
+    slot = service.streams.take(principal.tenant, limit)
+    if slot is None:
+        raise TooManyStreams(limit)
+    return _SlotStreamingResponse(
         _job_events(request, service, settings, principal.tenant, job_id),
+        slot=slot,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class TooManyStreams(ApiError):
+    """429: the tenant already holds its ``max_streams`` open streams (on this replica)."""
+
+    status_code = 429
+    error = "quota_exceeded"
+
+    def __init__(self, limit: int) -> None:
+        message = f"Quota exceeded: max_streams (at most {limit} open streams); retry in {_STREAM_RETRY_AFTER_S} s."
+        super().__init__(
+            message,
+            details=[ErrorDetail(loc=["quota", "max_streams"], msg=message, type=Refusal.QUOTA_EXCEEDED)],
+            headers={"Retry-After": str(_STREAM_RETRY_AFTER_S)},
+        )
+
+
+class _SlotStreamingResponse(StreamingResponse):
+    """Gives its stream slot back however the response ends: finished, client gone, error or shutdown."""
+
+    def __init__(self, content: AsyncIterator[str], *, slot: StreamSlot, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
 
 
 def _sse(name: StreamEventName, view: JobView) -> str:

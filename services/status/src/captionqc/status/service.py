@@ -75,6 +75,53 @@ class JobChanges:
                 event.set()
 
 
+class StreamSlots:
+    """The ``/stream`` connections each tenant holds open in this process, against its ``max_streams``.
+
+    Counted in memory, per serving process (one per replica), not across replicas: the cap protects what a stream
+    costs, a held connection and a database poll every ``stream_poll_interval_s`` on the process that serves it,
+    and that process's own connection pool is what a flood of streams would exhaust. Across the service a tenant
+    holds at most ``max_streams`` x processes (bounded by Cloud Run's ``max_instances``), each for at most
+    ``stream_max_s``. Counting in the database would need a row per stream with a lease renewed while it lives
+    (a replica that dies holds its slots until the lease runs out): a write per stream per renewal, for a bound the
+    per-process count already gives.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+
+    def open(self, tenant: str) -> int:
+        return self._open.get(tenant, 0)
+
+    def take(self, tenant: str, limit: int) -> StreamSlot | None:
+        """A slot for one more stream of ``tenant``, or None when it already holds ``limit``."""
+        if self.open(tenant) >= limit:
+            return None
+        self._open[tenant] = self.open(tenant) + 1
+        return StreamSlot(self, tenant)
+
+    def _release(self, tenant: str) -> None:
+        left = self.open(tenant) - 1
+        if left > 0:
+            self._open[tenant] = left
+        else:
+            self._open.pop(tenant, None)
+
+
+class StreamSlot:
+    """One open stream's place in `StreamSlots`; `release` may be called any number of times."""
+
+    def __init__(self, slots: StreamSlots, tenant: str) -> None:
+        self._slots = slots
+        self._tenant = tenant
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._slots._release(self._tenant)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -94,6 +141,7 @@ class StatusService:
         self._clock = clock
         # The rows of jobs this process projected last, reused while their version says nobody changed them.
         self._jobs = repo.JobCache()
+        self.streams = StreamSlots()
 
     # -- projection ----------------------------------------------------------------------------------------------
     async def project(self, items: Sequence[Incoming]) -> None:
