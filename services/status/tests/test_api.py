@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from captionqc.runtime.tenants import Tenant, add_tenant
 from captionqc.schemas import Stage, to_pubsub
+from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import JobFindings, JobPage, JobTimeline, JobView
 from captionqc.status.service import Incoming, StatusService
 from captionqc.status.tables import dead_letters
@@ -71,6 +72,41 @@ async def test_job_view(client: httpx.AsyncClient, app_service: StatusService) -
     assert view.stages.asr.seconds == 20.0
     assert view.progress == pytest.approx(0.45 * 0.5 + 0.45)
     assert view.media_uri == "gs://media/clip.mp4"
+
+
+async def test_a_refused_webhook_is_visible_on_the_job(client: httpx.AsyncClient, app_service: StatusService) -> None:
+    refused, running, plain = new_job_id(), new_job_id(), new_job_id()
+    # Credentials in the URL break the callback policy whatever the allow-list says: never sent.
+    hook = "https://user:pass@127.0.0.1/hook"
+    await project(app_service, requested(running, callback_url=hook), requested(plain))
+    await project(app_service, requested(refused, callback_url=hook), crosscheck_completed(refused))
+
+    async def callback_of(job_id: str) -> dict[str, Any] | None:
+        body = (await client.get(f"/v1/jobs/{job_id}", headers=token())).json()
+        callback: dict[str, Any] | None = body["callback"]
+        return callback
+
+    async def settled() -> bool:
+        callback = await callback_of(refused)
+        return callback is not None and callback["state"] != "pending"
+
+    await eventually(settled, timeout=10)
+    callback = await callback_of(refused)
+    assert callback is not None
+    assert (callback["state"], callback["attempts"], callback["last_status"]) == ("refused", 0, None)
+    assert callback["reason"] in {r.value for r in Refusal}
+    assert callback["message"].startswith(f"{callback['reason']}: ")
+    assert await callback_of(running) == {
+        "state": "pending",
+        "attempts": 0,
+        "last_status": None,
+        "reason": None,
+        "message": None,
+    }
+    assert await callback_of(plain) is None
+    page = JobPage.model_validate_json((await client.get("/v1/jobs", headers=token())).content)
+    listed = {j.job_id: j.callback.state.value if j.callback else None for j in page.items}
+    assert (listed[refused], listed[running], listed[plain]) == ("refused", "pending", None)
 
 
 async def test_list_filters_and_cursor_pagination(client: httpx.AsyncClient, app_service: StatusService) -> None:

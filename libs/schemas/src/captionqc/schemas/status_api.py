@@ -70,6 +70,31 @@ class JobFailure(Contract):
     stage: Stage | None = None
 
 
+class CallbackState(StrEnum):
+    """Where a job's webhook is: ``pending`` until it is sent (or while it is retried), then ``delivered``,
+    ``refused`` (the URL breaks the callback policy: never sent) or ``failed`` (the receiver refused it or kept
+    failing)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class CallbackView(Contract):
+    """The job's webhook (``callback_url``): whether it went out, and if not, why."""
+
+    state: CallbackState
+    attempts: int = Field(default=0, description="POSTs made so far.")
+    last_status: int | None = Field(default=None, description="HTTP status of the receiver's last answer.")
+    reason: str | None = Field(
+        default=None,
+        description="Why it was refused: the callback-policy rule the URL broke (`private_address`, `userinfo`, "
+        "`host_not_allowed`, …), one of the refusal codes.",
+    )
+    message: str | None = Field(default=None, description="What went wrong last, for a person.")
+
+
 class JobView(Contract):
     """A job as the status service sees it: state, per-stage progress and timings, finding counts, trace id."""
 
@@ -81,6 +106,10 @@ class JobView(Contract):
     media_uri: str | None = Field(default=None, description="Unknown until the job's `job.requested` is seen.")
     language: str | None = None
     failure: JobFailure | None = None
+    callback: CallbackView | None = Field(
+        default=None,
+        description="The job's webhook, if it asked for one. In a webhook's own body it is always `pending`.",
+    )
     finding_counts: dict[CheckKind, int] = Field(default_factory=dict)
     findings_total: int = 0
     captions: CaptionsState = CaptionsState.PENDING

@@ -60,7 +60,7 @@ _DONE = (StageState.COMPLETED, StageState.FAILED)
 _STAGE_NAMES = frozenset(s.value for s in Stage)
 _TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED})
 # What a job keeps when its ``job.requested`` shows that earlier events were another tenant's.
-_KEPT_ON_RESET = frozenset({"job_id", "created_at", "updated_at", "first_seen_at", "loaded_row"})
+_KEPT_ON_RESET = frozenset({"job_id", "created_at", "updated_at", "first_seen_at", "loaded_row", "delivery"})
 
 # Pub/Sub's dead-letter policy names the subscription a message kept failing in.
 PUBSUB_DEAD_LETTER_SOURCE = "CloudPubSubDeadLetterSourceSubscription"
@@ -97,6 +97,16 @@ class StageRecord:
         return self.state in _DONE
 
 
+@dataclass(frozen=True)
+class CallbackDelivery:
+    """What the webhook sender recorded for a job (read with the job for its view; the projector never writes it)."""
+
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+
+
 @dataclass
 class JobRecord:
     """One row of ``status.jobs``."""
@@ -122,6 +132,8 @@ class JobRecord:
     captions_state: CaptionsState = CaptionsState.PENDING
     captions_note: str | None = None
     stages: dict[Stage, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in Stage})
+    # Read with the job for the API (None: no delivery row yet, or not read); not a column of ``jobs``.
+    delivery: CallbackDelivery | None = field(default=None, compare=False)
     # The row as the database holds it, with its version (set by the repository): saving writes only the columns
     # that changed, and the version tells whether this record may be reused for the next batch.
     loaded_row: dict[str, Any] | None = field(default=None, repr=False, compare=False)

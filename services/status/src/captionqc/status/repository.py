@@ -39,7 +39,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from captionqc.schemas import CaptionSegment, CheckKind, FailureReason, Severity, Stage, TypoFinding
 from captionqc.schemas.status_api import CaptionsState, JobState, StageState
-from captionqc.status.projection import JOB_ID, DeadLetter, JobRecord, StageRecord, TimelineRow, bounded_id
+from captionqc.status.projection import (
+    JOB_ID,
+    CallbackDelivery,
+    DeadLetter,
+    JobRecord,
+    StageRecord,
+    TimelineRow,
+    bounded_id,
+)
 from captionqc.status.tables import (
     caption_segments,
     dead_letters,
@@ -90,6 +98,14 @@ def record_from_values(m: dict[str, Any]) -> JobRecord:
         values = {f: m[column] for f, column in names}
         values["state"] = _STAGE_STATE[values["state"]]
         stages[stage] = StageRecord(**values)
+    delivery = None
+    if m.get("delivery_state") is not None:
+        delivery = CallbackDelivery(
+            state=m["delivery_state"],
+            attempts=m["delivery_attempts"],
+            last_status=m["delivery_last_status"],
+            last_error=m["delivery_last_error"],
+        )
     return JobRecord(
         job_id=m["job_id"],
         tenant=m["tenant"],
@@ -112,6 +128,7 @@ def record_from_values(m: dict[str, Any]) -> JobRecord:
         captions_state=CaptionsState(m["captions_state"]),
         captions_note=m["captions_note"],
         stages=stages,
+        delivery=delivery,
         loaded_row=m,
     )
 
@@ -642,8 +659,18 @@ async def delivery_state(session: Executor, job_id: str) -> Row[Any] | None:
 
 
 # -- queries -----------------------------------------------------------------------------------------------------
+# A job as the API shows it: its row and what the webhook sender recorded for it.
+_JOB_VIEW = select(
+    jobs,
+    webhook_deliveries.c.state.label("delivery_state"),
+    webhook_deliveries.c.attempts.label("delivery_attempts"),
+    webhook_deliveries.c.last_status.label("delivery_last_status"),
+    webhook_deliveries.c.last_error.label("delivery_last_error"),
+).select_from(jobs.outerjoin(webhook_deliveries, webhook_deliveries.c.job_id == jobs.c.job_id))
+
+
 async def get_job(session: Executor, tenant: str, job_id: str) -> JobRecord | None:
-    row = (await session.execute(select(jobs).where(jobs.c.job_id == job_id, jobs.c.tenant == tenant))).first()
+    row = (await session.execute(_JOB_VIEW.where(jobs.c.job_id == job_id, jobs.c.tenant == tenant))).first()
     return record_from_row(row) if row else None
 
 
@@ -687,7 +714,7 @@ async def list_jobs(
 ) -> tuple[list[JobRecord], tuple[datetime, str] | None]:
     """A tenant's jobs newest first (keyset pagination on created_at, job_id); the next cursor if there is more."""
     c = jobs.c
-    stmt = select(jobs).where(c.tenant == tenant)
+    stmt = _JOB_VIEW.where(c.tenant == tenant)
     if states:
         stmt = stmt.where(c.state.in_([s.value for s in states]))
     if created_after is not None:

@@ -8,7 +8,10 @@ import re
 from collections.abc import Sequence
 
 from captionqc.schemas import CaptionSegment, CheckKind, Stage, TypoFinding
+from captionqc.schemas.reasons import Refusal
 from captionqc.schemas.status_api import (
+    CallbackState,
+    CallbackView,
     JobFailure,
     JobFindings,
     JobStages,
@@ -40,6 +43,32 @@ def _stage_view(record: StageRecord) -> StageView:
     )
 
 
+_REFUSALS = frozenset(r.value for r in Refusal)
+
+
+def callback_view(job: JobRecord) -> CallbackView | None:
+    """The webhook's state: pending until the job finishes and its delivery row says otherwise."""
+    if not job.callback_url:
+        return None
+    delivery = job.delivery
+    if delivery is None:
+        return CallbackView(state=CallbackState.PENDING)
+    try:
+        state = CallbackState(delivery.state)
+    except ValueError:
+        state = CallbackState.PENDING
+    error = delivery.last_error if state is not CallbackState.DELIVERED else None
+    # The sender writes a refusal as "<rule>: <message>", the rule being a refusal code.
+    code = error.split(":", 1)[0] if error and state is CallbackState.REFUSED else None
+    return CallbackView(
+        state=state,
+        attempts=delivery.attempts,
+        last_status=delivery.last_status,
+        reason=code if code in _REFUSALS else None,
+        message=error,
+    )
+
+
 def job_view(job: JobRecord) -> JobView:
     progress = 1.0 if job.state is JobState.COMPLETED else sum(job.stages[s].progress * w for s, w in _WEIGHTS.items())
     failure = None
@@ -58,6 +87,7 @@ def job_view(job: JobRecord) -> JobView:
         media_uri=job.media_uri,
         language=job.language,
         failure=failure,
+        callback=callback_view(job),
         finding_counts={CheckKind(k): v for k, v in job.finding_counts.items() if k in _KINDS},
         findings_total=job.findings_total,
         captions=job.captions_state,
