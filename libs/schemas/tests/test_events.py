@@ -276,6 +276,16 @@ def test_a_raw_nul_byte_in_the_payload_is_refused() -> None:
         from_pubsub(data.replace(b'"no video"', b'"no\x00video"'), attributes)
 
 
+def test_deeply_nested_data_is_refused_at_once() -> None:
+    """A decoder bomb: refused as invalid data (dead-lettered at once), not a RecursionError that is retried."""
+    _, attributes = good_message()
+    bomb = b'{"job_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(InvalidEventData, match="nested too deeply"):
+        from_pubsub(bomb, attributes)
+    with pytest.raises(MalformedEnvelope, match="nested too deeply"):
+        from_pubsub(bomb, {"content-type": "application/cloudevents+json"})
+
+
 def structured(event_type: EventType = EventType.JOB_REQUESTED, **changes: Any) -> tuple[bytes, dict[str, str]]:
     """The event as a CloudEvents SDK sends it in structured mode: one JSON object, attributes aside."""
     event = new_event(event_type, payloads()[event_type], source="//upstream/broadcast")

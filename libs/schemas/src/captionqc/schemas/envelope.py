@@ -182,11 +182,15 @@ def from_pubsub(data: bytes, attributes: Mapping[str, str]) -> CloudEvent[Any]:
         raise UnknownEventType(f"unknown event type {attrs['ce-type']!r}", attributes=attrs) from None
     try:
         raw = json.loads(data)
+        # Recursive, like the decoder: a document nested deeper than Python's stack is refused, not retried.
+        holds_nul = _holds_nul(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidEventData(f"data is not valid JSON: {exc}", attributes=attrs) from None
+    except RecursionError:
+        raise InvalidEventData("data is nested too deeply", attributes=attrs) from None
     if not isinstance(raw, dict):
         raise InvalidEventData("data must be a JSON object", attributes=attrs)
-    if _holds_nul(raw):
+    if holds_nul:
         # Valid JSON, but PostgreSQL stores no NUL in text or JSONB: refused here rather than failing in a handler.
         raise InvalidEventData("data contains a NUL character (\\u0000)", attributes=attrs)
     version = raw.get("schema_version", 1)
@@ -261,6 +265,8 @@ def _structured(data: bytes, attributes: Mapping[str, str]) -> tuple[dict[str, s
         envelope = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEnvelope(f"structured CloudEvent is not valid JSON: {exc}", attributes=attributes) from None
+    except RecursionError:
+        raise MalformedEnvelope("structured CloudEvent is nested too deeply", attributes=attributes) from None
     if not isinstance(envelope, dict):
         raise MalformedEnvelope("structured CloudEvent must be a JSON object", attributes=attributes)
     context: dict[str, str] = {}
