@@ -3,17 +3,71 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from captionqc.gateway.tables import idempotency_keys, jobs, outbox
+from captionqc.runtime.pubsub import subscription_path, topic_path
 from captionqc.runtime.tenants import Tenant, add_tenant, update_tenant
+from captionqc.schemas import CloudEvent, EventType, JobRequested, MediaRef, TopicName, new_event, to_pubsub
+
+
+def job_request(
+    tenant: str = "acme",
+    *,
+    job_id: str | None = None,
+    media_uri: str = "gs://broadcast-media/news/0612.mp4",
+    event_id: str | None = None,
+) -> CloudEvent[JobRequested]:
+    """A ``job.requested`` as an upstream system publishes it today."""
+    payload = JobRequested(
+        job_id=job_id or str(uuid.uuid4()),
+        tenant=tenant,
+        media=MediaRef(uri=media_uri),
+        requested_at=datetime.now(UTC),
+    )
+    event = new_event(EventType.JOB_REQUESTED, payload, source="//newsroom/playout")
+    return event.model_copy(update={"id": event_id}) if event_id else event
+
+
+def publish_intake(
+    project: str, event: CloudEvent[Any], authorization: str | None, *, structured: bool = False
+) -> None:
+    """Publish on the intake topic with the official client, as an upstream publisher does (blocking)."""
+    data, attributes = to_pubsub(event)
+    if structured:
+        envelope = {
+            "specversion": "1.0",
+            "id": event.id,
+            "source": event.source,
+            "type": event.type.value,
+            "subject": event.subject,
+            "time": attributes["ce-time"],
+            "datacontenttype": "application/json",
+            "data": json.loads(data),
+        }
+        data, attributes = json.dumps(envelope).encode(), {"content-type": "application/cloudevents+json"}
+    if authorization is not None:
+        attributes["authorization"] = authorization
+    client = pubsub_v1.PublisherClient()
+    try:
+        client.publish(topic_path(project, TopicName.INTAKE), data, **attributes).result(timeout=10)
+    finally:
+        client.stop()
+
+
+def intake_drained(emulator: Any, project: str) -> bool:
+    """Every intake message so far was acked (accepted, replayed or dead-lettered)."""
+    state = emulator.subscription_state(subscription_path(project, "gateway-intake"))
+    return bool(state["backlog"] == 0 and state["delivered"] > 0)
 
 
 async def register_tenants(url: str, *names: str, **fields: Any) -> None:

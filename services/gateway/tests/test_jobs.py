@@ -159,7 +159,13 @@ async def test_key_reused_with_another_body_is_409_and_keys_are_per_tenant(clien
         "error": "conflict",
         "message": "This Idempotency-Key was already used with a different request body.",
         "request_id": other.headers["x-request-id"],
-        "details": [],
+        "details": [
+            {
+                "loc": ["header", "Idempotency-Key"],
+                "msg": "This Idempotency-Key was already used with a different request body.",
+                "type": "idempotency_conflict",
+            }
+        ],
     }
     elsewhere = await client.post(
         "/v1/jobs", json={**GS, "language": "fr"}, headers={**bearer("other-co"), "Idempotency-Key": "k-1"}

@@ -1,8 +1,9 @@
 """Accepting a job: check the media and callback URLs, admit it within the tenant's quotas, record the job and its
 ``job.requested`` event together; and noting when a job has finished.
 
+Both doors call `accept_job`: ``POST /v1/jobs`` and the intake consumer (an upstream system's ``job.requested``).
 The caller owns the transaction (one unit of work per request or message) and wakes the outbox relay after it
-commits.
+commits. Refusals are `ApiError`s with their HTTP status; `refusal_of` gives their `Refusal` code for intake.
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ class Acceptance:
     created: bool
 
 
+class IdempotencyConflict(Conflict):
+    """409: the Idempotency-Key (an intake message's ``ce-id``) was used before with another request."""
+
+    reason = Refusal.IDEMPOTENCY_CONFLICT
+
+    def __init__(self, message: str) -> None:
+        detail = ErrorDetail(loc=["header", "Idempotency-Key"], msg=message, type=self.reason)
+        super().__init__(message, details=[detail])
+
+
+class JobIdTaken(Conflict):
+    """409: an intake message names a job id that is already a job's. Whose is not said."""
+
+    reason = Refusal.JOB_ID_TAKEN
+    error = "job_id_taken"
+
+
 class QuotaExceeded(ApiError):
     """429: the tenant is at one of its quotas; ``Retry-After`` says when to try again."""
 
@@ -63,9 +81,26 @@ class QuotaExceeded(ApiError):
         self.retry_after_s = retry_after_s
 
 
-def request_hash(job: JobCreate) -> str:
-    """Hash of the canonical body: key order, whitespace and spelled-out defaults do not make a request differ."""
-    canonical = json.dumps(job.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def refusal_of(exc: ApiError) -> Refusal:
+    """The `Refusal` code of a refusal from this module: its own, else the rule a URL broke (``details[0].type``)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, Refusal):
+        return reason
+    for detail in exc.details:
+        if detail.type in Refusal.__members__.values():
+            return Refusal(detail.type)
+    return Refusal.INVALID_EVENT_DATA
+
+
+def request_hash(job: JobCreate, job_id: uuid.UUID | None = None) -> str:
+    """Hash of the canonical body: key order, whitespace and spelled-out defaults do not make a request differ.
+
+    An intake request names its own job id: a ``ce-id`` replayed with another job id is another request.
+    """
+    body = job.model_dump(mode="json")
+    if job_id is not None:
+        body["job_id"] = str(job_id)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -126,14 +161,19 @@ async def accept_job(
     settings: GatewaySettings,
     idempotency_key: str | None,
     request_id: str | None,
+    requested_job_id: uuid.UUID | None = None,
 ) -> Acceptance:
-    """Record the job and queue ``captionqc.job.requested`` in the caller's transaction."""
+    """Record the job and queue ``captionqc.job.requested`` in the caller's transaction.
+
+    ``requested_job_id``: the id an intake message gives its job (HTTP callers get a new one). A replay of an
+    earlier request with the same key is answered as before and counts against no quota.
+    """
     await check_urls(job, settings, media_area(principal))
-    job_id = uuid.uuid4()
+    job_id = requested_job_id or uuid.uuid4()
     status_url = f"{settings.status_base_url.rstrip('/')}/v1/jobs/{job_id}"
     body = JobAccepted(job_id=str(job_id), links=JobLinks(status=status_url)).model_dump(mode="json")
     if idempotency_key is not None:
-        digest = request_hash(job)
+        digest = request_hash(job, requested_job_id)
         earlier = await repository.claim_idempotency_key(
             session,
             tenant=principal.tenant,
@@ -145,11 +185,12 @@ async def accept_job(
         )
         if earlier is not None:
             if earlier.request_hash != digest:
-                raise Conflict("This Idempotency-Key was already used with a different request body.")
+                raise IdempotencyConflict("This Idempotency-Key was already used with a different request body.")
             return Acceptance(earlier.status_code, earlier.body, str(earlier.body.get("job_id")), created=False)
 
     await admit(session, principal, settings)
-    await repository.insert_job(session, job_id=job_id, tenant=principal.tenant, job=job, request_id=request_id)
+    if not await repository.insert_job(session, job_id=job_id, tenant=principal.tenant, job=job, request_id=request_id):
+        raise JobIdTaken(f"Job id {job_id} is already taken.")
     event = new_event(
         EventType.JOB_REQUESTED,
         JobRequested(

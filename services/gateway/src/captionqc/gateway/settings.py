@@ -36,8 +36,11 @@ class GatewaySettings(ServiceSettings, AuthSettings, CallbackSettings):
     publisher_max_in_flight: Annotated[int, Field(ge=1, le=10000)] = 1000
     consume: bool = Field(
         default=True,
-        description="Consume gateway-findings (finished jobs); off: jobs count as in flight until "
-        "in_flight_stale_after_s.",
+        description="Consume gateway-intake (upstream job requests) and gateway-findings (finished jobs); "
+        "off: HTTP only, and jobs count as in flight until in_flight_stale_after_s.",
+    )
+    intake_max_messages: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=8, description="Intake messages leased and handled at once per process."
     )
     in_flight_stale_after_s: Annotated[float, Field(ge=60, le=7 * 86400)] = Field(
         default=7200.0,
