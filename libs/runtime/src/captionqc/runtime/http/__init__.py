@@ -3,7 +3,8 @@
     app = FastAPI(..., lifespan=lifespan)
     install_error_handlers(app)                     # errors.py: one ErrorBody shape for every error
     install_middleware(app, max_body_bytes=...)     # middleware.py: X-Request-ID, server span, access log, 413
-    install_auth(app, settings)                     # auth.py: settings is a ServiceSettings + AuthSettings subclass
+    # in the lifespan, once the engine is open (auth.py; settings is a ServiceSettings + AuthSettings subclass):
+    install_auth(app, settings, tenants=TenantDirectory(engine, ttl_s=settings.tenant_cache_s))
     app.include_router(health_router({"database": db_ready, ...}))   # health.py: /healthz, /readyz
     app.include_router(api_router)
 
